@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   create .venv, install, decode the bundled example
+#   make test   create .venv, install with test dependencies, run pytest
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# numba's cache=True writes compiled kernels here, so compilation is paid once.
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+
+.PHONY: demo test install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/wmbus decode --keys recordings/keys.txt $$(cat recordings/example_telegrams.txt)
+
+test: install-test
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .numba_cache .pytest_cache .hypothesis
