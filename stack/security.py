@@ -1,0 +1,525 @@
+"""AES-128 security of wM-Bus: TPL modes 5 and 7, ELL counter mode, AES-CMAC, keys.
+
+Byte layouts (all fields "as sent", i.e. in frame byte order)::
+
+    mode 5 IV (16)       M(2) | ID(4) Ver(1) Type(1) | ACC x 8
+    mode 7 KDF in (16)   DC(1) | MCR(4) | ID(4) | 07 07 07 07 07 07 07
+    ELL counter (16)     M(2) | ID(4) Ver(1) Type(1) | CC&~(H|R) | SN(4) | FN(2) | BC(1)
+
+- Mode 5 (OMS profile A): AES-128-CBC with the IV above; the encrypted region is the
+  N 16-byte blocks after the TPL CFG field (N = CFG bits 7-4).  M and A come from the
+  long TPL header when there is one, else from the DLL.
+- Mode 7 (OMS profile B): AES-128-CBC with a zero IV under an ephemeral key Kenc, which
+  is AES-CMAC(master key, KDF input) with DC = 0x00; the MAC key Kmac uses DC = 0x01.
+- ELL (CI 0x8D / 0x8F with SN encryption bits = 1): AES-128-CTR; the whole counter block
+  is incremented as one big-endian 128-bit integer per 16-byte block.
+
+A ``KeyRing`` maps meter ids (8 hex digits, as printed) to 16-byte keys, with an
+optional ``*`` wildcard.  Key files are parsed from text here; reading them is the job
+of ``sdr.keys``.  Key bytes never appear in an exception message or a repr.
+
+References: EN 13757-4 (ELL), EN 13757-7 (TPL security, AFL), OMS vol. 2 (profiles A/B);
+wmbus-reference.md sections 3.2, 3.3, 3.5, 3.6; NIST SP 800-38A (CBC, CTR), SP 800-38B
+(CMAC).
+"""
+
+from __future__ import annotations
+
+import string
+
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from stack.errors import FrameError, KeyFormatError
+
+__all__ = [
+    "AES_BLOCK_BYTES",
+    "KEY_BYTES",
+    "DC_KENC_METER",
+    "DC_KMAC_METER",
+    "DC_KENC_OTHER",
+    "DC_KMAC_OTHER",
+    "ELL_CC_HOP",
+    "ELL_CC_REPEATED",
+    "mode5_iv",
+    "encrypt_cbc",
+    "decrypt_cbc",
+    "aes_cmac",
+    "derive_key",
+    "ell_counter_block",
+    "ctr_crypt",
+    "parse_key",
+    "KeyRing",
+]
+
+AES_BLOCK_BYTES = 16  # FIPS-197: AES block size
+KEY_BYTES = 16  # AES-128 key length, the only one EN 13757-7 modes 5/7 and ELL use
+
+# Derivation constants (DC) of the mode 7 KDF, EN 13757-7 / OMS vol. 2 (reference 3.6).
+DC_KENC_METER = 0x00  # encryption key, meter -> other direction
+DC_KMAC_METER = 0x01  # MAC key, meter -> other direction
+DC_KENC_OTHER = 0x10  # encryption key, other -> meter direction
+DC_KMAC_OTHER = 0x11  # MAC key, other -> meter direction
+
+# ELL CC bits that change on the way through a repeater, hence left out of the counter
+# block (EN 13757-4; reference 3.2).
+ELL_CC_HOP = 0x10  # H: hop count
+ELL_CC_REPEATED = 0x02  # R: repeated access
+
+_KDF_PADDING = bytes([0x07] * 7)  # EN 13757-7 KDF: pads DC|MCR|ID to one AES block
+_HEX_DIGITS = frozenset(string.hexdigits)
+_KEY_SEPARATORS = " \t:"  # allowed between hex digits of a key: "00 11 22", "00:11:22"
+_WILDCARD = "*"
+
+
+# --- argument checks ----------------------------------------------------------------
+
+
+def _check_key(key: bytes) -> bytes:
+    # A key of the wrong type or size is a configuration error, not bad frame data.
+    if not isinstance(key, bytes | bytearray | memoryview):
+        raise KeyFormatError(f"key must be bytes, got {type(key).__name__}")
+    key = bytes(key)
+    if len(key) != KEY_BYTES:
+        raise KeyFormatError(f"key must be {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def _check_field(value: bytes, n_bytes: int, name: str, layer: str) -> bytes:
+    # Header fields are sliced from a frame by the caller: wrong size = short frame.
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise FrameError(
+            f"{name} must be bytes, got {type(value).__name__}", layer=layer
+        )
+    value = bytes(value)
+    if len(value) != n_bytes:
+        raise FrameError(
+            f"{name} must be {n_bytes} bytes, got {len(value)}", layer=layer
+        )
+    return value
+
+
+def _check_int(value: int, n_bytes: int, name: str, layer: str) -> int:
+    limit = 1 << (8 * n_bytes)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+        raise FrameError(
+            f"{name} must be an integer in 0..{limit - 1}, got {value!r}", layer=layer
+        )
+    return value
+
+
+def _check_blocks(data: bytes) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise FrameError(f"data must be bytes, got {type(data).__name__}", layer="tpl")
+    data = bytes(data)
+    if len(data) % AES_BLOCK_BYTES:
+        raise FrameError(
+            f"encrypted length {len(data)} bytes is not a multiple of "
+            f"{AES_BLOCK_BYTES}",
+            layer="tpl",
+        )
+    return data
+
+
+# --- TPL mode 5 and mode 7 ----------------------------------------------------------
+
+
+def mode5_iv(manufacturer: bytes, address: bytes, access_number: int) -> bytes:
+    """Build the 16-byte IV of security mode 5 (AES-CBC with IV, OMS profile A).
+
+    Parameters
+    ----------
+    manufacturer : bytes
+        M field, 2 bytes as sent (little-endian code).
+    address : bytes
+        A field, 6 bytes as sent: ID(4, LSB first), version, device type.  Taken from
+        the long TPL header when present, else from the DLL.
+    access_number : int
+        ACC byte of the TPL header, 0..255.
+
+    Returns
+    -------
+    bytes
+        ``manufacturer + address + bytes([access_number]) * 8``.
+
+    Raises
+    ------
+    FrameError
+        (layer ``"tpl"``) a field has the wrong size or ACC is out of range.
+    """
+    manufacturer = _check_field(manufacturer, 2, "manufacturer", "tpl")
+    address = _check_field(address, 6, "address", "tpl")
+    access_number = _check_int(access_number, 1, "access number", "tpl")
+    return manufacturer + address + bytes([access_number]) * 8
+
+
+def _cbc(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
+    key = _check_key(key)
+    iv = _check_field(iv, AES_BLOCK_BYTES, "IV", "tpl")
+    data = _check_blocks(data)
+    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+    worker = cipher.encryptor() if encrypt else cipher.decryptor()
+    return worker.update(data) + worker.finalize()
+
+
+def decrypt_cbc(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """Decrypt with AES-128-CBC, no padding (TPL security modes 5 and 7).
+
+    Parameters
+    ----------
+    key : bytes
+        16-byte AES key (the meter key for mode 5, Kenc for mode 7).
+    iv : bytes
+        16-byte IV (`mode5_iv` for mode 5, 16 zero bytes for mode 7).
+    data : bytes
+        Cipher text, a multiple of 16 bytes long (may be empty).
+
+    Returns
+    -------
+    bytes
+        Plain text, same length as ``data``.  A right key gives a leading ``2F 2F``;
+        this function does not check it.
+
+    Raises
+    ------
+    KeyFormatError
+        ``key`` is not 16 bytes.
+    FrameError
+        (layer ``"tpl"``) ``iv`` is not 16 bytes or ``data`` is not whole blocks.
+    """
+    return _cbc(key, iv, data, encrypt=False)
+
+
+def encrypt_cbc(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """Encrypt with AES-128-CBC, no padding; the inverse of `decrypt_cbc`.
+
+    Parameters and exceptions are those of `decrypt_cbc`, with ``data`` the plain text.
+
+    Returns
+    -------
+    bytes
+        Cipher text, same length as ``data``.
+    """
+    return _cbc(key, iv, data, encrypt=True)
+
+
+def aes_cmac(key: bytes, data: bytes) -> bytes:
+    """Compute the AES-128-CMAC (NIST SP 800-38B, RFC 4493) of ``data``.
+
+    Parameters
+    ----------
+    key : bytes
+        16-byte AES key.
+    data : bytes
+        Message of any length (may be empty).
+
+    Returns
+    -------
+    bytes
+        The full 16-byte tag; wM-Bus truncates it to the AFL MAC length (first bytes).
+
+    Raises
+    ------
+    KeyFormatError
+        ``key`` is not 16 bytes.
+    """
+    key = _check_key(key)
+    mac = cmac.CMAC(algorithms.AES(key))
+    mac.update(bytes(data))
+    return mac.finalize()
+
+
+def derive_key(
+    master_key: bytes, dc: int, message_counter: bytes, meter_id: bytes
+) -> bytes:
+    """Derive a mode 7 ephemeral key (EN 13757-7 KDF, OMS profile B).
+
+    Parameters
+    ----------
+    master_key : bytes
+        16-byte meter master key.
+    dc : int
+        Derivation constant: `DC_KENC_METER`, `DC_KMAC_METER`, `DC_KENC_OTHER` or
+        `DC_KMAC_OTHER`.
+    message_counter : bytes
+        AFL MCR, 4 bytes as sent (LSB first).
+    meter_id : bytes
+        Meter ID, 4 bytes as sent (LSB first): from the long TPL header if present, else
+        from the DLL A field.
+
+    Returns
+    -------
+    bytes
+        16-byte key: AES-CMAC(master_key, DC | MCR | ID | 07 x 7).
+
+    Raises
+    ------
+    KeyFormatError
+        ``master_key`` is not 16 bytes.
+    FrameError
+        (layer ``"afl"``) ``dc`` is not a byte, or MCR or ID has the wrong size.
+    """
+    dc = _check_int(dc, 1, "derivation constant", "afl")
+    message_counter = _check_field(message_counter, 4, "message counter", "afl")
+    meter_id = _check_field(meter_id, 4, "meter id", "afl")
+    return aes_cmac(master_key, bytes([dc]) + message_counter + meter_id + _KDF_PADDING)
+
+
+# --- ELL counter mode ---------------------------------------------------------------
+
+
+def ell_counter_block(
+    manufacturer: bytes,
+    address: bytes,
+    cc: int,
+    session: bytes,
+    fn: int = 0,
+    bc: int = 0,
+) -> bytes:
+    """Build the initial AES-CTR counter block of ELL encryption.
+
+    Parameters
+    ----------
+    manufacturer : bytes
+        DLL M field, 2 bytes as sent.
+    address : bytes
+        DLL A field, 6 bytes as sent: ID(4), version, device type.
+    cc : int
+        ELL communication control byte; its H (0x10) and R (0x02) bits are cleared here,
+        since a repeater may change them.
+    session : bytes
+        ELL SN field, 4 bytes as sent.
+    fn : int
+        Frame number, 0..65535, written LSB first (always 0 in single-frame telegrams;
+        the byte order is not confirmed by a vector).
+    bc : int
+        Block counter, 0..255 (0 at the start of a telegram).
+
+    Returns
+    -------
+    bytes
+        16-byte counter block ``M | A | CC' | SN | FN | BC``.
+
+    Raises
+    ------
+    FrameError
+        (layer ``"ell"``) a field has the wrong size or a number is out of range.
+    """
+    manufacturer = _check_field(manufacturer, 2, "manufacturer", "ell")
+    address = _check_field(address, 6, "address", "ell")
+    cc = _check_int(cc, 1, "CC", "ell")
+    session = _check_field(session, 4, "session number", "ell")
+    fn = _check_int(fn, 2, "frame number", "ell")
+    bc = _check_int(bc, 1, "block counter", "ell")
+    cc_fixed = cc & ~(ELL_CC_HOP | ELL_CC_REPEATED)
+    return (
+        manufacturer
+        + address
+        + bytes([cc_fixed])
+        + session
+        + fn.to_bytes(2, "little")
+        + bytes([bc])
+    )
+
+
+def ctr_crypt(key: bytes, counter_block: bytes, data: bytes) -> bytes:
+    """Encrypt or decrypt with AES-128-CTR (ELL); the same call does both.
+
+    Parameters
+    ----------
+    key : bytes
+        16-byte AES key.
+    counter_block : bytes
+        16-byte initial counter (`ell_counter_block`).  Block i of the key stream is
+        AES(key, counter_block + i), the counter read as one big-endian 128-bit integer
+        (wrapping modulo 2**128).
+    data : bytes
+        Any length; the last block may be partial.
+
+    Returns
+    -------
+    bytes
+        ``data`` XOR key stream, same length as ``data``.
+
+    Raises
+    ------
+    KeyFormatError
+        ``key`` is not 16 bytes.
+    FrameError
+        (layer ``"ell"``) ``counter_block`` is not 16 bytes.
+    """
+    key = _check_key(key)
+    counter_block = _check_field(counter_block, AES_BLOCK_BYTES, "counter block", "ell")
+    # OpenSSL's CTR increments the full 16-byte block big-endian, as EN 13757-4 asks.
+    worker = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
+    return worker.update(bytes(data)) + worker.finalize()
+
+
+# --- keys ---------------------------------------------------------------------------
+
+
+def parse_key(text: str) -> bytes:
+    """Parse an AES-128 key written as 32 hex digits.
+
+    Spaces, tabs and colons between the digits are ignored (``"00:11:..."``,
+    ``"0011 2233 ..."``); case does not matter.
+
+    Parameters
+    ----------
+    text : str
+        The key as typed by the user.
+
+    Returns
+    -------
+    bytes
+        The 16-byte key.
+
+    Raises
+    ------
+    KeyFormatError
+        A character is not a hex digit (its position is given, not the key), or the
+        number of digits is not 32.
+    """
+    if not isinstance(text, str):
+        raise KeyFormatError(f"key must be text, got {type(text).__name__}")
+    digits = []
+    for position, char in enumerate(text.strip(), start=1):
+        if char in _KEY_SEPARATORS:
+            continue
+        if char not in _HEX_DIGITS:
+            # Name the position, not the character: it may be a key digit mistyped.
+            raise KeyFormatError(
+                f"key has a character that is not a hex digit at position {position}"
+            )
+        digits.append(char)
+    if len(digits) != 2 * KEY_BYTES:
+        raise KeyFormatError(
+            f"key must be {2 * KEY_BYTES} hex digits "
+            f"({KEY_BYTES} bytes), got {len(digits)}"
+        )
+    return bytes.fromhex("".join(digits))
+
+
+def _normalise_id(meter_id: str) -> str:
+    # Meter ids are printed as 8 hex digits (BCD in practice, but "2124589c" exists).
+    if not isinstance(meter_id, str):
+        raise KeyFormatError(f"meter id must be text, got {type(meter_id).__name__}")
+    meter_id = meter_id.strip().lower()
+    if meter_id == _WILDCARD:
+        return meter_id
+    # Say what is wrong, not what was typed: a key put in the id column must not leak.
+    if len(meter_id) != 8:
+        raise KeyFormatError(
+            f"meter id must be 8 hex digits or '*', got {len(meter_id)} characters"
+        )
+    if not set(meter_id) <= _HEX_DIGITS:
+        raise KeyFormatError(
+            "meter id must be 8 hex digits or '*', "
+            "it has a character that is not a hex digit"
+        )
+    return meter_id
+
+
+def _as_key(key: bytes | str) -> bytes:
+    return parse_key(key) if isinstance(key, str) else _check_key(key)
+
+
+class KeyRing:
+    """Meter id -> AES-128 key, with an optional ``*`` default for every meter.
+
+    An exact id wins over the wildcard.  Ids are 8 hex digits as printed (most
+    significant digit first, e.g. ``"12345678"``), case-insensitive, stored lower-case.
+    The repr shows ids only, never key bytes.
+
+    Examples
+    --------
+    >>> ring = KeyRing.from_text("12345678 000102030405060708090a0b0c0d0e0f  # kitchen")
+    >>> ring.get("12345678")[:2].hex(), ring.get("87654321")
+    ('0001', None)
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: dict[str, bytes] = {}
+
+    @classmethod
+    def single(cls, key: bytes | str) -> KeyRing:
+        """Return a ring with one key for every meter (what ``--key HEX`` means).
+
+        Raises
+        ------
+        KeyFormatError
+            ``key`` is not 16 bytes or not 32 hex digits.
+        """
+        ring = cls()
+        ring.add(_WILDCARD, key)
+        return ring
+
+    @classmethod
+    def from_text(cls, text: str) -> KeyRing:
+        """Parse a key file: one ``ID KEYHEX`` per line.
+
+        ``ID`` is 8 hex digits or ``*``; ``KEYHEX`` is what `parse_key` accepts.  ``#``
+        starts a comment (whole line or trailing); blank lines are ignored.
+
+        Raises
+        ------
+        KeyFormatError
+            With ``line`` set (1-based): a line without a key, a bad id, a bad key, or
+            an id given twice.
+        """
+        if not isinstance(text, str):
+            raise KeyFormatError(f"key file must be text, got {type(text).__name__}")
+        ring = cls()
+        for number, raw_line in enumerate(text.splitlines(), start=1):
+            content = raw_line.split("#", 1)[0].strip()
+            if not content:
+                continue
+            try:
+                ring._add_line(content)
+            except KeyFormatError as exc:
+                raise KeyFormatError(str(exc), line=number) from None
+        return ring
+
+    def _add_line(self, content: str) -> None:
+        fields = content.split(None, 1)
+        if len(fields) != 2:
+            raise KeyFormatError(
+                "expected 'ID KEYHEX' (8 hex digit id or '*', then key)"
+            )
+        meter_id = _normalise_id(fields[0])
+        if meter_id in self._keys:
+            raise KeyFormatError(f"meter id {meter_id} is given twice")
+        self._keys[meter_id] = parse_key(fields[1])
+
+    def add(self, meter_id: str, key: bytes | str) -> None:
+        """Set the key of ``meter_id`` (8 hex digits or ``*``); replaces an old one.
+
+        Raises
+        ------
+        KeyFormatError
+            The id is not 8 hex digits or ``*``, or the key is not a 16-byte key.
+        """
+        self._keys[_normalise_id(meter_id)] = _as_key(key)
+
+    def get(self, meter_id: str) -> bytes | None:
+        """Return the key for ``meter_id``: its own, else the wildcard's, else None."""
+        if not isinstance(meter_id, str):
+            return None
+        return self._keys.get(meter_id.strip().lower(), self._keys.get(_WILDCARD))
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Ids that have a key (lower-case, ``*`` = wildcard), in insertion order."""
+        return tuple(self._keys)
+
+    def __contains__(self, meter_id: object) -> bool:
+        # True when get() would find a key, so "id in ring" answers "can I decrypt it?".
+        return isinstance(meter_id, str) and self.get(meter_id) is not None
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(ids={list(self._keys)!r})"
