@@ -1,13 +1,14 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   create .venv, install, decode the bundled example
-#   make test   create .venv, install with test dependencies, run pytest
+#   make test   create .venv, install with test dependencies (and, as root, the Debian
+#               packages some tests use), run pytest
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # numba's cache=True writes compiled kernels here, so compilation is paid once.
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test install install-test system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +25,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-demo: install
-	$(BIN)/wmbus decode --keys recordings/keys.txt $$(cat recordings/example_telegrams.txt)
+# Debian packages some tests use (SoapySDR, rtl-433, mosquitto); installs as root,
+# otherwise says what is missing, and the tests that need it skip with that reason.
+system-deps:
+	bash scripts/install-system-deps.sh
 
-test: install-test
+demo: install
+	$(BIN)/wmbus decode --keys recordings/keys.txt - < recordings/example_telegrams.txt
+
+test: install-test system-deps
 	$(BIN)/python -m pytest
 
 clean:
