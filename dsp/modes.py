@@ -76,7 +76,10 @@ _PAIRS_C = 16
 # Postamble: 2..8 alternating chips after the last CRC in S and T (reference 1.3); the
 # modulator pads it so that frame + postamble is a whole number of bytes (8 chips).
 _POSTAMBLE_S_T = 2
-_POSTAMBLE_C = 0
+# Mode C needs no trailer by the standard, but rtl_433 (and likely other receivers that
+# slice on the last transition) loses ~4 % of C frames whose last chip is 1 without
+# one; a short alternating trailer, as CC1101-class radios send, removes that loss.
+_POSTAMBLE_C = 2
 
 _S_RATE_CPS = 32_768.0
 _T_C_RATE_CPS = 100_000.0
