@@ -81,7 +81,8 @@ def expand_compact(layout: bytes, compact_data: bytes) -> bytes:
     Raises
     ------
     RecordError
-        The layout is malformed, or the data is shorter or longer than it needs.
+        The layout is malformed, or the data is shorter or longer than it needs
+        (trailing 0x2F idle fillers excepted).
     """
     layout, compact_data = bytes(layout), bytes(compact_data)
     parts: list[bytes] = []
@@ -98,7 +99,9 @@ def expand_compact(layout: bytes, compact_data: bytes) -> bytes:
                               offset=exc.offset) from exc
         parts.append(layout[pos:end] + compact_data[data_pos:data_end])
         pos, data_pos = end, data_end
-    if data_pos != len(compact_data):
+    # Modes 5/7 pad the encrypted APL to whole AES blocks with 0x2F idle fillers
+    # (EN 13757-3); after the last record they are padding, not data.
+    if compact_data[data_pos:].strip(bytes((IDLE_FILLER,))):
         raise RecordError(f"compact data has {len(compact_data) - data_pos} bytes "
                           "more than the layout describes", offset=data_pos)
     return b"".join(parts)
