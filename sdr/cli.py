@@ -15,14 +15,12 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
+from sdr.cli_transmit import add_transmit_parser
+from sdr.cliutil import InputError, UsageError, parse_hex_argument
+
 __all__ = ["main", "build_parser"]
 
 _PROG = "wmbus"
-_HEX_SEPARATORS = " \t:-_"
-
-
-class _UsageError(Exception):
-    """Bad arguments found after parsing (exit status 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,15 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_decode(sub)
+    add_transmit_parser(sub, _add_key_options)
     return parser
 
 
-def _add_key_options(parser: argparse.ArgumentParser) -> None:
+def _add_key_options(parser: argparse.ArgumentParser, keys_file: bool = True) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--key", metavar="HEX",
                        help="AES-128 key (32 hex digits) used for every telegram")
-    group.add_argument("--keys", metavar="FILE",
-                       help="key file: one 'ID KEYHEX' per line, '#' comments, '*' for any")
+    if keys_file:
+        group.add_argument("--keys", metavar="FILE", help="key file: one 'ID KEYHEX' "
+                           "per line, '#' comments, '*' for any")
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
@@ -67,32 +67,6 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per telegram instead of text")
     parser.set_defaults(handler=_run_decode)
-
-
-def _clean_hex(text: str) -> str:
-    text = text.strip()
-    if ";" in text:  # an rtl_wmbus line: MODE;CRC;...;ID;0xHEX
-        text = text.rsplit(";", 1)[1].strip()
-    if text[:2].lower() == "0x":
-        text = text[2:]
-    return "".join(ch for ch in text if ch not in _HEX_SEPARATORS)
-
-
-def _parse_hex(text: str, label: str) -> bytes:
-    cleaned = _clean_hex(text)
-    if not cleaned:
-        raise _InputError(f"{label}: empty telegram")
-    if len(cleaned) % 2:
-        raise _InputError(f"{label}: odd number of hex digits ({len(cleaned)})")
-    try:
-        return bytes.fromhex(cleaned)
-    except ValueError:
-        bad = next(ch for ch in cleaned if ch not in "0123456789abcdefABCDEF")
-        raise _InputError(f"{label}: not hex (found {bad!r})") from None
-
-
-class _InputError(Exception):
-    """One input item is unusable; reported, then the next item is processed."""
 
 
 def _telegram_inputs(items: Sequence[str], stdin: Iterable[str]) -> Iterator[tuple[str, str]]:
@@ -119,9 +93,9 @@ def _run_decode(args: argparse.Namespace) -> int:
     out = sys.stdout
     for label, text in _telegram_inputs(args.telegrams, sys.stdin):
         try:
-            data = _parse_hex(text, label)
+            data = parse_hex_argument(text, label)
             telegram = decode_telegram(data, keys, crc=args.crc, formats=formats)
-        except (_InputError, DecodeError) as exc:
+        except (InputError, DecodeError) as exc:
             failures += 1
             _error(f"{label}: {exc}" if isinstance(exc, DecodeError) else str(exc))
             if args.json:
@@ -151,9 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except _UsageError as exc:
+    except UsageError as exc:
         parser.error(str(exc))
-    except WmbusError as exc:
+    except (WmbusError, InputError) as exc:
         if args.debug:
             raise
         _error(str(exc))
