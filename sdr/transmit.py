@@ -56,7 +56,8 @@ class TxFrame:
     gain_db : float
         Power relative to the other telegrams, dB.
     gap_s : float or None
-        Silence before this telegram, s (None: the render's default gap).
+        Silence before this telegram, s (None: the render's default gap); a negative
+        gap starts it before the previous telegram ends, so the two overlap in time.
     """
 
     telegram: bytes
@@ -105,7 +106,7 @@ def _annotation(burst: Burst, frame: TxFrame, center_freq_hz: float) -> Annotati
         mode=frame.mode, frame_format=frame.frame_format, carrier_hz=burst.carrier_hz,
         telegram_hex=frame.telegram.hex(), frame_hex=burst.data.hex(),
         bandwidth_hz=2 * burst.half_band_hz,
-        extra={"direction": frame.direction, "gain_db": frame.gain_db},
+        extra={"wmbus:direction": frame.direction, "wmbus:gain_db": frame.gain_db},
     )
 
 
