@@ -51,9 +51,16 @@ def water_meter(access_number: int = 0x21) -> TelegramSpec:
         make_record("volume_flow", 0.012, unit="m3/h"),
         make_record("error_flags", 0),
     ]
-    return TelegramSpec(manufacturer="DME", meter_id="20261101", version=0x33,
-                        device_type=0x16, access_number=access_number, security_mode=5,
-                        key=demo_key("20261101"), records=records)
+    return TelegramSpec(
+        manufacturer="DME",
+        meter_id="20261101",
+        version=0x33,
+        device_type=0x16,
+        access_number=access_number,
+        security_mode=5,
+        key=demo_key("20261101"),
+        records=records,
+    )
 
 
 def heat_meter() -> TelegramSpec:
@@ -66,73 +73,147 @@ def heat_meter() -> TelegramSpec:
         make_record("return_temperature", 40.7, unit="°C"),
         make_record("date_time", "2026-11-24T08:15"),
     ]
-    return TelegramSpec(manufacturer="EFE", meter_id="20261102", version=0x01,
-                        device_type=0x04, ell_ci=0x8C, ell_cc=0x20, afl_counter=4711,
-                        access_number=0x5E, security_mode=7, key=demo_key("20261102"),
-                        records=records)
+    return TelegramSpec(
+        manufacturer="EFE",
+        meter_id="20261102",
+        version=0x01,
+        device_type=0x04,
+        ell_ci=0x8C,
+        ell_cc=0x20,
+        afl_counter=4711,
+        access_number=0x5E,
+        security_mode=7,
+        key=demo_key("20261102"),
+        records=records,
+    )
 
 
 def kamstrup_style_meter(compact: bool) -> TelegramSpec:
     """A water meter with ELL AES-CTR; a full frame, or a later compact frame of it."""
     volume = 42.311 if compact else 42.125
-    records = [make_record("volume", volume, unit="m3"),
-               make_record("volume", 40.5, unit="m3", storage=1),
-               make_record("flow_temperature", 8 if compact else 9, unit="°C",
-                           function="minimum")]
-    return TelegramSpec(manufacturer="KAM", meter_id="20261103", version=0x1B,
-                        device_type=0x16, ell_ci=0x8D, ell_cc=0x20, ell_encrypt=True,
-                        ci=0x78, key=demo_key("20261103"), records=records,
-                        ell_session=0x0001_2350 if compact else 0x0001_2340,
-                        compact=compact)
+    records = [
+        make_record("volume", volume, unit="m3"),
+        make_record("volume", 40.5, unit="m3", storage=1),
+        make_record(
+            "flow_temperature", 8 if compact else 9, unit="°C", function="minimum"
+        ),
+    ]
+    return TelegramSpec(
+        manufacturer="KAM",
+        meter_id="20261103",
+        version=0x1B,
+        device_type=0x16,
+        ell_ci=0x8D,
+        ell_cc=0x20,
+        ell_encrypt=True,
+        ci=0x78,
+        key=demo_key("20261103"),
+        records=records,
+        ell_session=0x0001_2350 if compact else 0x0001_2340,
+        compact=compact,
+    )
 
 
 def heat_cost_allocator() -> TelegramSpec:
     """A heat cost allocator sending in clear (mode 0)."""
-    records = [make_record("hca_units", 317),
-               make_record("date", "2026-09-30", storage=1),
-               make_record("hca_units", 1290, storage=1),
-               make_record("flow_temperature", 38.5, unit="°C")]
-    return TelegramSpec(manufacturer="QDS", meter_id="20261104", version=0x35,
-                        device_type=0x08, access_number=0x07, records=records)
+    records = [
+        make_record("hca_units", 317),
+        make_record("date", "2026-09-30", storage=1),
+        make_record("hca_units", 1290, storage=1),
+        make_record("flow_temperature", 38.5, unit="°C"),
+    ]
+    return TelegramSpec(
+        manufacturer="QDS",
+        meter_id="20261104",
+        version=0x35,
+        device_type=0x08,
+        access_number=0x07,
+        records=records,
+    )
 
 
 def electricity_meter() -> TelegramSpec:
     """An electricity meter with a long frame (L > 127: three blocks in format B)."""
-    records = [make_record("energy", 1_000_000 + 1111 * n, unit="Wh", tariff=n % 3,
-                           storage=n // 3) for n in range(12)]
-    records += [make_record("power", 2310, unit="W"),
-                make_record("voltage", 231.4, unit="V"),
-                make_record("current", 9.87, unit="A"),
-                make_record("date_time", "2026-11-24T08:00")]
-    return TelegramSpec(manufacturer="ESY", meter_id="20261105", version=0x11,
-                        device_type=0x02, access_number=0xA0, ci=0x72,
-                        tpl_address=("ESY", "20261105", 0x11, 0x02), records=records)
+    records = [
+        make_record(
+            "energy", 1_000_000 + 1111 * n, unit="Wh", tariff=n % 3, storage=n // 3
+        )
+        for n in range(12)
+    ]
+    records += [
+        make_record("power", 2310, unit="W"),
+        make_record("voltage", 231.4, unit="V"),
+        make_record("current", 9.87, unit="A"),
+        make_record("date_time", "2026-11-24T08:00"),
+    ]
+    return TelegramSpec(
+        manufacturer="ESY",
+        meter_id="20261105",
+        version=0x11,
+        device_type=0x02,
+        access_number=0xA0,
+        ci=0x72,
+        tpl_address=("ESY", "20261105", 0x11, 0x02),
+        records=records,
+    )
 
 
 def downlink_command() -> TelegramSpec:
     """Other -> meter: SND_UD setting the meter's clock (CI 0x5A, short header)."""
-    return TelegramSpec(manufacturer="EFE", meter_id="20261102", version=0x01,
-                        device_type=0x04, c_field=0x53, ci=0x5A, access_number=0x5F,
-                        records=[make_record("date_time", "2026-11-24T08:16")])
+    return TelegramSpec(
+        manufacturer="EFE",
+        meter_id="20261102",
+        version=0x01,
+        device_type=0x04,
+        c_field=0x53,
+        ci=0x5A,
+        access_number=0x5F,
+        records=[make_record("date_time", "2026-11-24T08:16")],
+    )
 
 
 def downlink_request() -> TelegramSpec:
     """Other -> meter: REQ_UD2, link layer only (a gateway asking for data)."""
-    return TelegramSpec(manufacturer="KAM", meter_id="20261103", version=0x1B,
-                        device_type=0x16, c_field=0x5B, ci=0x8A, access_number=0x33)
+    return TelegramSpec(
+        manufacturer="KAM",
+        meter_id="20261103",
+        version=0x1B,
+        device_type=0x16,
+        c_field=0x5B,
+        ci=0x8A,
+        access_number=0x33,
+    )
 
 
 def example_specs() -> list[TelegramSpec]:
     """The telegrams of example_telegrams.txt, in a fixed order."""
-    return [water_meter(), heat_meter(), kamstrup_style_meter(False),
-            kamstrup_style_meter(True), heat_cost_allocator()]
+    return [
+        water_meter(),
+        heat_meter(),
+        kamstrup_style_meter(False),
+        kamstrup_style_meter(True),
+        heat_cost_allocator(),
+    ]
 
 
-def _frame(spec: TelegramSpec, mode: str, fmt: str = "A", direction: str = "meter",
-           offset_khz: float = 0.0, gain_db: float = 0.0,
-           gap_s: float | None = None) -> TxFrame:
-    return TxFrame(encode_telegram(spec), mode, fmt, direction,
-                   carrier_offset_hz=offset_khz * 1e3, gain_db=gain_db, gap_s=gap_s)
+def _frame(
+    spec: TelegramSpec,
+    mode: str,
+    fmt: str = "A",
+    direction: str = "meter",
+    offset_khz: float = 0.0,
+    gain_db: float = 0.0,
+    gap_s: float | None = None,
+) -> TxFrame:
+    return TxFrame(
+        encode_telegram(spec),
+        mode,
+        fmt,
+        direction,
+        carrier_offset_hz=offset_khz * 1e3,
+        gain_db=gain_db,
+        gap_s=gap_s,
+    )
 
 
 def multimode_frames() -> list[TxFrame]:
@@ -155,9 +236,12 @@ def multimode_frames() -> list[TxFrame]:
 
 def write_keys(out_dir: Path) -> None:
     ids = ("20261101", "20261102", "20261103")
-    keys = "".join(f"{meter_id} {demo_key(meter_id).hex().upper()}\n" for meter_id in ids)
+    keys = "".join(
+        f"{meter_id} {demo_key(meter_id).hex().upper()}\n" for meter_id in ids
+    )
     (out_dir / "keys.txt").write_text(
-        "# Made-up keys of the example meters (recordings/make_recordings.py)\n" + keys)
+        "# Made-up keys of the example meters (recordings/make_recordings.py)\n" + keys
+    )
 
 
 def write_text_examples(out_dir: Path) -> None:
@@ -166,14 +250,26 @@ def write_text_examples(out_dir: Path) -> None:
 
 
 def write_multimode(out_dir: Path) -> Path:
-    iq, annotations = render(multimode_frames(), sample_rate_hz=SAMPLE_RATE_HZ,
-                             center_freq_hz=CENTER_FREQ_HZ, gap_s=0.006, lead_s=0.01,
-                             tail_s=0.01, ebn0_db=EBN0_DB, seed=NOISE_SEED)
+    iq, annotations = render(
+        multimode_frames(),
+        sample_rate_hz=SAMPLE_RATE_HZ,
+        center_freq_hz=CENTER_FREQ_HZ,
+        gap_s=0.006,
+        lead_s=0.01,
+        tail_s=0.01,
+        ebn0_db=EBN0_DB,
+        seed=NOISE_SEED,
+    )
     path = out_dir / IQ_NAME
-    with FileSink(path, sample_rate_hz=SAMPLE_RATE_HZ, center_freq_hz=CENTER_FREQ_HZ,
-                  file_format="sigmf", sample_format="cu8",
-                  description="wmbus-sdr example: S1, S1-m, T1, C1 A/B, T2 and C2 "
-                              "downlink, made by recordings/make_recordings.py") as sink:
+    with FileSink(
+        path,
+        sample_rate_hz=SAMPLE_RATE_HZ,
+        center_freq_hz=CENTER_FREQ_HZ,
+        file_format="sigmf",
+        sample_format="cu8",
+        description="wmbus-sdr example: S1, S1-m, T1, C1 A/B, T2 and C2 "
+        "downlink, made by recordings/make_recordings.py",
+    ) as sink:
         sink.write(iq * FULL_SCALE_FRACTION)
         for annotation in annotations:
             sink.annotate(annotation)

@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=_PROG,
         description="Wireless M-Bus (EN 13757-4 / OMS) receiver, transmitter and decoder.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks and debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_decode(sub)
@@ -39,11 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_key_options(parser: argparse.ArgumentParser, keys_file: bool = True) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--key", metavar="HEX",
-                       help="AES-128 key (32 hex digits) used for every telegram")
+    group.add_argument(
+        "--key",
+        metavar="HEX",
+        help="AES-128 key (32 hex digits) used for every telegram",
+    )
     if keys_file:
-        group.add_argument("--keys", metavar="FILE", help="key file: one 'ID KEYHEX' "
-                           "per line, '#' comments, '*' for any")
+        group.add_argument(
+            "--keys",
+            metavar="FILE",
+            help="key file: one 'ID KEYHEX' per line, '#' comments, '*' for any",
+        )
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
@@ -56,20 +63,31 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
             "(fields separated by ';', hex last) are understood too."
         ),
     )
-    parser.add_argument("telegrams", nargs="+", metavar="HEX",
-                        help="telegram as hex, or '-' for standard input")
+    parser.add_argument(
+        "telegrams",
+        nargs="+",
+        metavar="HEX",
+        help="telegram as hex, or '-' for standard input",
+    )
     _add_key_options(parser)
     parser.add_argument(
-        "--crc", choices=("auto", "A", "B", "none"), default="auto",
+        "--crc",
+        choices=("auto", "A", "B", "none"),
+        default="auto",
         help="block CRCs in the hex: auto (default: detect), A or B (frame format), "
-             "none (already removed, L = length - 1)",
+        "none (already removed, L = length - 1)",
     )
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON object per telegram instead of text")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per telegram instead of text",
+    )
     parser.set_defaults(handler=_run_decode)
 
 
-def _telegram_inputs(items: Sequence[str], stdin: Iterable[str]) -> Iterator[tuple[str, str]]:
+def _telegram_inputs(
+    items: Sequence[str], stdin: Iterable[str]
+) -> Iterator[tuple[str, str]]:
     """(label, text) for each telegram: arguments, and stdin lines where '-' is given."""
     for index, item in enumerate(items, 1):
         if item != "-":
@@ -99,15 +117,29 @@ def _run_decode(args: argparse.Namespace) -> int:
             failures += 1
             _error(f"{label}: {exc}" if isinstance(exc, DecodeError) else str(exc))
             if args.json:
-                print(json.dumps({"input": text, "error": str(exc),
-                                  "error_type": type(exc).__name__}), file=out, flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "input": text,
+                            "error": str(exc),
+                            "error_type": type(exc).__name__,
+                        }
+                    ),
+                    file=out,
+                    flush=True,
+                )
             continue
-        print(format_json(telegram) if args.json else format_text(telegram), file=out,
-              flush=True)
+        print(
+            format_json(telegram) if args.json else format_text(telegram),
+            file=out,
+            flush=True,
+        )
         if telegram.error is not None:
             failures += 1
-            _error(f"{label} ({telegram.link.manufacturer} {telegram.link.id}): "
-                   f"{telegram.error}")
+            _error(
+                f"{label} ({telegram.link.manufacturer} {telegram.link.id}): "
+                f"{telegram.error}"
+            )
     return 1 if failures else 0
 
 
@@ -119,8 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wmbus`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format=f"{_PROG}: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format=f"{_PROG}: %(message)s",
+    )
     from stack.errors import WmbusError
 
     try:

@@ -55,8 +55,10 @@ def format_text(telegram: Telegram) -> str:
     lines = [head]
     if info["tpl_address"]:
         addr = info["tpl_address"]
-        lines.append(f"  meter {addr['manufacturer']} {addr['id']} "
-                     f"({addr['device_type_name']}) behind this sender")
+        lines.append(
+            f"  meter {addr['manufacturer']} {addr['id']} "
+            f"({addr['device_type_name']}) behind this sender"
+        )
     if info["status_flags"]:
         lines.append(f"  status: {', '.join(info['status_flags'])}")
     lines += [f"  {describe_value(r)}" for r in info["records"]]

@@ -21,8 +21,14 @@ from dataclasses import dataclass
 
 from .errors import FrameError, UnsupportedError
 
-__all__ = ["AflHeader", "AFL_CI", "MAC_LENGTHS", "parse_afl_header", "build_afl_header",
-           "mac_input"]
+__all__ = [
+    "AflHeader",
+    "AFL_CI",
+    "MAC_LENGTHS",
+    "parse_afl_header",
+    "build_afl_header",
+    "mac_input",
+]
 
 AFL_CI = 0x90
 _FC_KI = 0x0200
@@ -76,8 +82,12 @@ def parse_afl_header(data: bytes, offset: int) -> AflHeader:
         raise UnsupportedError("fragmented AFL message", layer="afl", offset=offset)
     pos = offset + 4
     fields: dict[str, bytes | None] = {}
-    for bit, name, size in ((_FC_MCL, "mcl", 1), (_FC_KI, "ki", 2),
-                            (_FC_MCR, "mcr", 4), (_FC_ML, "ml", 2)):
+    for bit, name, size in (
+        (_FC_MCL, "mcl", 1),
+        (_FC_KI, "ki", 2),
+        (_FC_MCR, "mcr", 4),
+        (_FC_ML, "ml", 2),
+    ):
         fields[name] = _take(data, pos, size, name.upper()) if fc & bit else None
         pos += size if fc & bit else 0
     mcl = fields["mcl"][0] if fields["mcl"] else None
@@ -85,8 +95,9 @@ def parse_afl_header(data: bytes, offset: int) -> AflHeader:
     if fc & _FC_MAC:
         auth = (mcl or 0) & 0x0F
         if auth not in MAC_LENGTHS or not MAC_LENGTHS[auth]:
-            raise UnsupportedError(f"AFL authentication type {auth}", layer="afl",
-                                   offset=offset)
+            raise UnsupportedError(
+                f"AFL authentication type {auth}", layer="afl", offset=offset
+            )
         mac = _take(data, pos, MAC_LENGTHS[auth], "MAC")
         pos += len(mac)
     if pos != end:
@@ -107,8 +118,12 @@ def parse_afl_header(data: bytes, offset: int) -> AflHeader:
 
 
 def build_afl_header(
-    message_counter: int, *, mcl: int = 0x25, mac: bytes = b"\0" * 8,
-    key_info: int | None = None, message_length: int | None = None,
+    message_counter: int,
+    *,
+    mcl: int = 0x25,
+    mac: bytes = b"\0" * 8,
+    key_info: int | None = None,
+    message_length: int | None = None,
 ) -> bytes:
     """Build an AFL header; pass a zero MAC first and patch it once the MAC is known.
 
@@ -116,7 +131,9 @@ def build_afl_header(
     counter present, what OMS mode 7 uses.
     """
     if MAC_LENGTHS.get(mcl & 0x0F) != len(mac):
-        raise ValueError(f"MCL 0x{mcl:02X} needs a {MAC_LENGTHS.get(mcl & 0x0F)}-byte MAC")
+        raise ValueError(
+            f"MCL 0x{mcl:02X} needs a {MAC_LENGTHS.get(mcl & 0x0F)}-byte MAC"
+        )
     fc = _FC_MCL | _FC_MCR | (_FC_MAC if mac else 0)
     body = bytearray(bytes((mcl,)))
     if key_info is not None:

@@ -115,8 +115,13 @@ def parse_ell_header(data: bytes, offset: int) -> EllHeader:
 
 
 def build_ell_header(
-    ci: int, cc: int, access_number: int, *, address: bytes | None = None,
-    session: bytes | None = None, payload_crc: int = 0,
+    ci: int,
+    cc: int,
+    access_number: int,
+    *,
+    address: bytes | None = None,
+    session: bytes | None = None,
+    payload_crc: int = 0,
 ) -> bytes:
     """Build an ELL header (CI included); the payload CRC is usually filled in later.
 

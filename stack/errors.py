@@ -83,8 +83,15 @@ class CrcError(DecodeError):
         CRC computed over the data, CRC found in the frame.
     """
 
-    def __init__(self, block: int, expected: int, actual: int, *, layer: str = "frame",
-                 offset: int | None = None):
+    def __init__(
+        self,
+        block: int,
+        expected: int,
+        actual: int,
+        *,
+        layer: str = "frame",
+        offset: int | None = None,
+    ):
         self.block = block
         self.expected = expected
         self.actual = actual
@@ -135,8 +142,9 @@ class KeyMissingError(SecurityError):
     """The payload is encrypted and no key is known for this meter."""
 
     def __init__(self, meter_id: str, what: str = "payload"):
-        super().__init__(f"{what} is encrypted and no key is given for meter {meter_id}",
-                         meter_id)
+        super().__init__(
+            f"{what} is encrypted and no key is given for meter {meter_id}", meter_id
+        )
 
 
 class DecryptionError(SecurityError):

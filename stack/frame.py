@@ -83,7 +83,9 @@ def on_air_length(l_field: int, frame_format: str) -> int:
             raise FrameError(f"L-field {l_field} is below {_MIN_L_A}", layer="frame")
         return l_field + 1 + 2 * len(_a_block_sizes(l_field))
     if l_field < _MIN_L_B:
-        raise FrameError(f"L-field {l_field} is below {_MIN_L_B} (format B)", layer="frame")
+        raise FrameError(
+            f"L-field {l_field} is below {_MIN_L_B} (format B)", layer="frame"
+        )
     return l_field + 1
 
 

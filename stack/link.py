@@ -177,7 +177,9 @@ def encode_manufacturer(letters: str) -> int:
     text = letters.upper()
     if len(text) != 3 or not all("A" <= ch <= "Z" for ch in text):
         raise ValueError(f"manufacturer must be three letters A-Z, not {letters!r}")
-    return ((ord(text[0]) - 64) << 10) | ((ord(text[1]) - 64) << 5) | (ord(text[2]) - 64)
+    return (
+        ((ord(text[0]) - 64) << 10) | ((ord(text[1]) - 64) << 5) | (ord(text[2]) - 64)
+    )
 
 
 def parse_address(addr: bytes) -> tuple[int, str, int, int]:
@@ -207,9 +209,11 @@ def build_address(m_code: int, meter_id: str, version: int, device_type: int) ->
         id_bytes = bytes.fromhex(text)[::-1]
     except ValueError:
         raise ValueError(f"meter id must have 8 hex digits, not {meter_id!r}") from None
-    for name, value, top in (("manufacturer code", m_code, 0xFFFF),
-                             ("version", version, 0xFF),
-                             ("device type", device_type, 0xFF)):
+    for name, value, top in (
+        ("manufacturer code", m_code, 0xFFFF),
+        ("version", version, 0xFF),
+        ("device type", device_type, 0xFF),
+    ):
         if not 0 <= value <= top:
             raise ValueError(f"{name} {value} is out of range 0..{top}")
     return m_code.to_bytes(2, "little") + id_bytes + bytes((version, device_type))
@@ -225,7 +229,8 @@ def parse_link_header(data: bytes) -> LinkHeader:
     """
     if len(data) < LINK_HEADER_LEN:
         raise FrameError(
-            f"a link header needs {LINK_HEADER_LEN} bytes, got {len(data)}", layer="link"
+            f"a link header needs {LINK_HEADER_LEN} bytes, got {len(data)}",
+            layer="link",
         )
     if data[0] != len(data) - 1:
         raise FrameError(
@@ -246,17 +251,24 @@ def parse_link_header(data: bytes) -> LinkHeader:
 
 
 def build_link_header(
-    c_field: int, manufacturer: str | int, meter_id: str, version: int,
-    device_type: int, length: int = 0,
+    c_field: int,
+    manufacturer: str | int,
+    meter_id: str,
+    version: int,
+    device_type: int,
+    length: int = 0,
 ) -> bytes:
     """Build block 1 (10 bytes).  ``length`` is usually fixed later by the frame builder.
 
     ``manufacturer`` is three letters or the raw 16-bit code.
     """
     m_code = (
-        manufacturer if isinstance(manufacturer, int)
+        manufacturer
+        if isinstance(manufacturer, int)
         else encode_manufacturer(manufacturer)
     )
     if not 0 <= c_field <= 0xFF or not 0 <= length <= 0xFF:
         raise ValueError("C-field and L-field must fit one byte")
-    return bytes((length, c_field)) + build_address(m_code, meter_id, version, device_type)
+    return bytes((length, c_field)) + build_address(
+        m_code, meter_id, version, device_type
+    )

@@ -60,7 +60,9 @@ def _afl(telegram: Telegram) -> dict[str, Any] | None:
         "fc": afl.fc,
         "mcl": afl.mcl,
         "message_counter": (
-            int.from_bytes(afl.message_counter, "little") if afl.message_counter else None
+            int.from_bytes(afl.message_counter, "little")
+            if afl.message_counter
+            else None
         ),
         "mac": afl.mac.hex() if afl.mac else None,
     }

@@ -38,7 +38,6 @@ from .errors import (
 from .frame import detect_crc_format, strip_crcs
 from .link import LinkHeader, parse_link_header
 from .records import Record, expand_compact, parse_records_lenient, record_layout
-from .summary import telegram_to_dict
 from .security import (
     KeyRing,
     aes_cmac,
@@ -48,11 +47,14 @@ from .security import (
     ell_counter_block,
     mode5_iv,
 )
-from .transport import TplHeader, parse_tpl_header, status_flags
+from .summary import telegram_to_dict
+from .transport import TplHeader, parse_tpl_header
 
 __all__ = ["Telegram", "FormatCache", "decode_telegram", "is_from_meter"]
 
-_CHECK_BYTES = b"\x2f\x2f"  # plaintext of modes 5/7 starts with two fillers (EN 13757-7)
+_CHECK_BYTES = (
+    b"\x2f\x2f"  # plaintext of modes 5/7 starts with two fillers (EN 13757-7)
+)
 _ELL_V = 0x86
 # Mode 7 key derivation constants (OMS vol. 2, EN 13757-7 KDF-A): DC byte per key.
 _DC_ENC_FROM_METER, _DC_MAC_FROM_METER = 0x00, 0x01
@@ -178,8 +180,9 @@ def is_from_meter(c_field: int) -> bool:
     return function == 0x8
 
 
-def _identity(link: LinkHeader, ell: EllHeader | None, tpl: TplHeader | None
-              ) -> tuple[int, str]:
+def _identity(
+    link: LinkHeader, ell: EllHeader | None, tpl: TplHeader | None
+) -> tuple[int, str]:
     if tpl is not None and tpl.address is not None:
         return tpl.address[0], tpl.address[1]
     if ell is not None and ell.address is not None:
@@ -282,11 +285,20 @@ class _Work:
 
     def result(self) -> Telegram:
         return Telegram(
-            frame=self.frame, link=self.link, crc_format=self.crc_format,
-            ell=self.ell, afl=self.afl, tpl=self.tpl,
-            payload=self.payload, records=tuple(self.records), encrypted=self.encrypted,
-            decrypted=self.decrypted, predecrypted=self.predecrypted, error=self.error,
-            warnings=tuple(self.warnings), compact_signature=self.compact_signature,
+            frame=self.frame,
+            link=self.link,
+            crc_format=self.crc_format,
+            ell=self.ell,
+            afl=self.afl,
+            tpl=self.tpl,
+            payload=self.payload,
+            records=tuple(self.records),
+            encrypted=self.encrypted,
+            decrypted=self.decrypted,
+            predecrypted=self.predecrypted,
+            error=self.error,
+            warnings=tuple(self.warnings),
+            compact_signature=self.compact_signature,
         )
 
     @property
@@ -295,7 +307,9 @@ class _Work:
 
     def run(self) -> None:
         pos = 10
-        if pos < len(self.buf) and (self.buf[pos] in ELL_CIS or self.buf[pos] == _ELL_V):
+        if pos < len(self.buf) and (
+            self.buf[pos] in ELL_CIS or self.buf[pos] == _ELL_V
+        ):
             pos = self._ell(pos)
         if pos < len(self.buf) and self.buf[pos] == AFL_CI:
             self.afl = parse_afl_header(self.buf, pos)
@@ -341,8 +355,9 @@ class _Work:
         computed = crc16(self.buf[crc_at + 2 :])
         if stored != computed:
             if ell.encryption == 1:
-                raise DecryptionError(self.meter_id, "ELL payload CRC does not match after "
-                                      "decryption")
+                raise DecryptionError(
+                    self.meter_id, "ELL payload CRC does not match after decryption"
+                )
             raise CrcError(-1, computed, stored, layer="ell", offset=crc_at)
         self.decrypted = self.encrypted
         return pos + ell.length
@@ -385,7 +400,9 @@ class _Work:
         if not plain.startswith(_CHECK_BYTES):
             if region.startswith(_CHECK_BYTES):
                 raise NotEncryptedError(self.meter_id, mode)
-            raise DecryptionError(self.meter_id, "decrypted payload does not start with 2F2F")
+            raise DecryptionError(
+                self.meter_id, "decrypted payload does not start with 2F2F"
+            )
         self.buf[pos : pos + size] = plain
         self.decrypted = True
 
@@ -402,15 +419,18 @@ class _Work:
     def _mode7(self, key: bytes, region: bytes, tpl_pos: int) -> bytes:
         afl = self.afl
         if afl is None or afl.message_counter is None:
-            raise FrameError("security mode 7 needs an AFL with a message counter",
-                             layer="afl")
+            raise FrameError(
+                "security mode 7 needs an AFL with a message counter", layer="afl"
+            )
         meter_id = self._address_for_security()[2:6]
         from_meter = is_from_meter(self.link.c_field)
         dc_mac = _DC_MAC_FROM_METER if from_meter else _DC_MAC_TO_METER
         dc_enc = _DC_ENC_FROM_METER if from_meter else _DC_ENC_TO_METER
         if afl.mac is not None:
             k_mac = derive_key(key, dc_mac, afl.message_counter, meter_id)
-            mac = aes_cmac(k_mac, mac_input(afl, bytes(self.buf[tpl_pos:])))[: len(afl.mac)]
+            mac = aes_cmac(k_mac, mac_input(afl, bytes(self.buf[tpl_pos:])))[
+                : len(afl.mac)
+            ]
             if mac != afl.mac:
                 if region.startswith(_CHECK_BYTES):
                     raise NotEncryptedError(self.meter_id, 7)
@@ -444,7 +464,9 @@ class _Work:
         data_crc = int.from_bytes(apl[2:4], "little")
         self.compact_signature = signature
         layout = (
-            self.formats.lookup(self.meter_identity, signature) if self.formats else None
+            self.formats.lookup(self.meter_identity, signature)
+            if self.formats
+            else None
         )
         if layout is None:
             self.warnings.append(
@@ -466,4 +488,3 @@ class _Work:
         if problem is not None:
             self.warnings.append(f"records not decoded from there on: {problem}")
         return problem is None
-

@@ -62,7 +62,11 @@ for _ci in range(0xA0, 0xB8):
 
 _HEADER_LEN = {"none": 0, "short": 4, "long": 12}
 _MODES_WITH_CFG_EXT = (7,)  # OMS: mode 7 carries one CFG-extension byte
-_STATUS_BITS = ((0x04, "power low"), (0x08, "permanent error"), (0x10, "temporary error"))
+_STATUS_BITS = (
+    (0x04, "power low"),
+    (0x08, "permanent error"),
+    (0x10, "temporary error"),
+)
 _APP_STATUS = {1: "busy", 2: "error", 3: "abnormal"}
 
 
@@ -157,7 +161,12 @@ def parse_tpl_header(data: bytes, offset: int) -> TplHeader:
     address = None
     if kind == "long":
         raw = bytes(data[pos : pos + 8])
-        address = (int.from_bytes(raw[4:6], "little"), raw[0:4][::-1].hex(), raw[6], raw[7])
+        address = (
+            int.from_bytes(raw[4:6], "little"),
+            raw[0:4][::-1].hex(),
+            raw[6],
+            raw[7],
+        )
         pos += 8
     acc, sts = data[pos], data[pos + 1]
     cfg = int.from_bytes(data[pos + 2 : pos + 4], "little")
@@ -165,15 +174,22 @@ def parse_tpl_header(data: bytes, offset: int) -> TplHeader:
     cfg_ext = None
     if (cfg >> 8) & 0x1F in _MODES_WITH_CFG_EXT:
         if pos >= len(data):
-            raise FrameError("mode 7 CFG-extension byte missing", layer="tpl", offset=pos)
+            raise FrameError(
+                "mode 7 CFG-extension byte missing", layer="tpl", offset=pos
+            )
         cfg_ext = data[pos]
         pos += 1
     return TplHeader(ci, kind, content, acc, sts, cfg, cfg_ext, address, pos - offset)
 
 
 def build_tpl_header(
-    ci: int, *, access_number: int = 0, status: int = 0, config: int = 0,
-    config_ext: int | None = None, address: tuple[int, str, int, int] | None = None,
+    ci: int,
+    *,
+    access_number: int = 0,
+    status: int = 0,
+    config: int = 0,
+    config_ext: int | None = None,
+    address: tuple[int, str, int, int] | None = None,
 ) -> bytes:
     """Build a TPL header (CI included) for the header kind the CI implies.
 
@@ -192,7 +208,9 @@ def build_tpl_header(
         m_code, meter_id, version, device_type = address
         addr = build_address(m_code, meter_id, version, device_type)
         out += addr[2:6] + addr[0:2] + addr[6:8]
-    out += bytes((access_number & 0xFF, status & 0xFF)) + (config & 0xFFFF).to_bytes(2, "little")
+    out += bytes((access_number & 0xFF, status & 0xFF)) + (config & 0xFFFF).to_bytes(
+        2, "little"
+    )
     if (config >> 8) & 0x1F in _MODES_WITH_CFG_EXT:
         if config_ext is None:
             raise ValueError("security mode 7 needs a CFG-extension byte")

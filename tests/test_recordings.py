@@ -21,13 +21,18 @@ from stack.telegram import FormatCache, decode_telegram
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "recordings"
 META = RECORDINGS / "multimode_868.95M_2400k.sigmf-meta"
-BUNDLED = ("keys.txt", "example_telegrams.txt", "multimode_868.95M_2400k.sigmf-meta",
-           "multimode_868.95M_2400k.sigmf-data")
+BUNDLED = (
+    "keys.txt",
+    "example_telegrams.txt",
+    "multimode_868.95M_2400k.sigmf-meta",
+    "multimode_868.95M_2400k.sigmf-data",
+)
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("make_recordings",
-                                                  RECORDINGS / "make_recordings.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_recordings", RECORDINGS / "make_recordings.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -56,15 +61,22 @@ def test_annotations_match_the_script(recording):
     frames = _script().multimode_frames()
     assert rate == 2.4e6 and center == 868.95e6
     assert len(annotations) == len(frames)
-    for annotation, frame in zip(annotations, frames):
+    for annotation, frame in zip(annotations, frames, strict=True):
         assert annotation.mode == frame.mode
         assert annotation.frame_format == frame.frame_format
         assert bytes.fromhex(annotation.telegram_hex) == frame.telegram
-        assert bytes.fromhex(annotation.frame_hex) == add_crcs(frame.telegram,
-                                                               frame.frame_format)
+        assert bytes.fromhex(annotation.frame_hex) == add_crcs(
+            frame.telegram, frame.frame_format
+        )
     modes = {(a.mode, a.frame_format) for a in annotations}
-    assert {("S1", "A"), ("T1", "A"), ("C1", "A"), ("C1", "B"), ("T2", "A"),
-            ("C2", "A")} <= modes
+    assert {
+        ("S1", "A"),
+        ("T1", "A"),
+        ("C1", "A"),
+        ("C1", "B"),
+        ("T2", "A"),
+        ("C2", "A"),
+    } <= modes
 
 
 def test_annotated_telegrams_decode_with_the_bundled_keys(recording):
@@ -73,8 +85,9 @@ def test_annotated_telegrams_decode_with_the_bundled_keys(recording):
     formats = FormatCache()
     encrypted = 0
     for annotation in annotations:
-        telegram = decode_telegram(bytes.fromhex(annotation.telegram_hex), keys,
-                                   formats=formats)
+        telegram = decode_telegram(
+            bytes.fromhex(annotation.telegram_hex), keys, formats=formats
+        )
         assert telegram.error is None, (annotation.mode, telegram.error)
         assert not telegram.warnings, telegram.warnings
         encrypted += telegram.encrypted and telegram.decrypted
@@ -94,14 +107,16 @@ def test_bursts_are_where_the_annotations_say(recording):
     iq, annotations, rate, center = recording
     on_air = np.zeros(iq.size, dtype=bool)
     for annotation in annotations:
-        on_air[annotation.sample_start:annotation.sample_start + annotation.sample_count] = True
+        on_air[
+            annotation.sample_start : annotation.sample_start + annotation.sample_count
+        ] = True
     assert np.max(np.abs(iq)) < 0.99  # no clipping in the 8-bit file
     for annotation in annotations:
         start, count = annotation.sample_start, annotation.sample_count
-        assert 0 <= start and start + count <= iq.size
+        assert start >= 0 and start + count <= iq.size
         power = _band_power(iq, rate, annotation.carrier_hz - center, 60e3)
         noise = np.median(power[~on_air])  # the same band, where nothing is on air
-        inside = np.median(power[start + count // 4: start + 3 * count // 4])
+        inside = np.median(power[start + count // 4 : start + 3 * count // 4])
         assert inside > 4 * noise, (annotation.mode, inside, noise)
     # nothing but noise outside the spans: no chunk stands out
     quiet = np.abs(iq[~on_air]) ** 2

@@ -16,8 +16,11 @@ VECTORS = {v["vid"]: v for v in load_vectors()}
 
 
 def _vector(category: str, result: str = "ok") -> dict:
-    return next(v for v in VECTORS.values()
-                if v["category"] == category and v["expect_result"] == result)
+    return next(
+        v
+        for v in VECTORS.values()
+        if v["category"] == category and v["expect_result"] == result
+    )
 
 
 def _run(capsys, argv, stdin_text=None, monkeypatch=None):
@@ -30,20 +33,41 @@ def _run(capsys, argv, stdin_text=None, monkeypatch=None):
 
 def test_decode_json_fields(shared, capsys):
     vector = _vector("mode5")
-    status, out, err = _run(capsys, ["decode", vector["hex"], "--key", vector["key"],
-                                     "--json"])
+    status, out, err = _run(
+        capsys, ["decode", vector["hex"], "--key", vector["key"], "--json"]
+    )
     assert status == 0, err
     info = json.loads(out)
-    for key in ("manufacturer", "id", "version", "device_type", "device_type_name",
-                "c_field", "ci", "access_number", "status", "security_mode", "encrypted",
-                "decrypted", "error", "records"):
+    for key in (
+        "manufacturer",
+        "id",
+        "version",
+        "device_type",
+        "device_type_name",
+        "c_field",
+        "ci",
+        "access_number",
+        "status",
+        "security_mode",
+        "encrypted",
+        "decrypted",
+        "error",
+        "records",
+    ):
         assert key in info
     assert info["id"] == vector["expected"]["id"]
     assert info["encrypted"] and info["decrypted"] and info["error"] is None
     assert info["records"]
     for record in info["records"]:
-        assert set(record) >= {"quantity", "value", "unit", "storage", "tariff",
-                               "subunit", "function"}
+        assert set(record) >= {
+            "quantity",
+            "value",
+            "unit",
+            "storage",
+            "tariff",
+            "subunit",
+            "function",
+        }
 
 
 def test_decode_text_shows_meter_and_values(shared, capsys):
@@ -57,8 +81,9 @@ def test_decode_text_shows_meter_and_values(shared, capsys):
 
 def test_wrong_key_is_one_line_and_exit_1(shared, capsys):
     vector = _vector("negative_wrong_key", "decrypt_fail")
-    status, out, err = _run(capsys, ["decode", vector["hex"], "--key", vector["key"],
-                                     "--json"])
+    status, out, err = _run(
+        capsys, ["decode", vector["hex"], "--key", vector["key"], "--json"]
+    )
     assert status == 1
     assert "wrong key" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -80,14 +105,17 @@ def test_bad_crc_reported(shared, capsys):
     assert "CRC" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["decode", "zz44"], "not hex"),
-    (["decode", "2a4"], "odd number"),
-    (["decode", "0a44"], "L-field"),
-    (["decode", "0b4401"], "L-field"),
-    (["decode", "2a44", "--key", "0011"], "32 hex digits"),
-    (["decode", "2a44", "--keys", "/nonexistent/keys.txt"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["decode", "zz44"], "not hex"),
+        (["decode", "2a4"], "odd number"),
+        (["decode", "0a44"], "L-field"),
+        (["decode", "0b4401"], "L-field"),
+        (["decode", "2a44", "--key", "0011"], "32 hex digits"),
+        (["decode", "2a44", "--keys", "/nonexistent/keys.txt"], "does not exist"),
+    ],
+)
 def test_bad_input_one_line(capsys, argv, message):
     status, _, err = _run(capsys, argv)
     assert status == 1
@@ -124,11 +152,14 @@ def test_stdin_lines_and_rtlwmbus_format(shared, capsys, monkeypatch):
 
 
 def test_help_is_fast_and_does_not_import_numba():
-    code = ("import sys\nfrom sdr.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "assert 'numba' not in sys.modules, 'numba imported by --help'\n"
-            "assert 'numpy' not in sys.modules, 'numpy imported by --help'\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import sys\nfrom sdr.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'numba' not in sys.modules, 'numba imported by --help'\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported by --help'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "decode" in result.stdout

@@ -17,8 +17,9 @@ from tests.conftest import load_vectors
 
 VECTORS = [v for v in load_vectors() if v["expect_result"] != "crc_fail"]
 CRC_CHOICES = st.sampled_from([None, "none", "auto", "A", "B"])
-_SETTINGS = settings(max_examples=300, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _decode_safely(data: bytes, key, crc) -> Telegram | None:
@@ -38,15 +39,21 @@ def _decode_safely(data: bytes, key, crc) -> Telegram | None:
 
 
 @_SETTINGS
-@given(data=st.binary(max_size=300), crc=CRC_CHOICES,
-       key=st.one_of(st.none(), st.binary(min_size=16, max_size=16)))
+@given(
+    data=st.binary(max_size=300),
+    crc=CRC_CHOICES,
+    key=st.one_of(st.none(), st.binary(min_size=16, max_size=16)),
+)
 def test_random_bytes(data, crc, key):
     _decode_safely(data, key, crc)
 
 
 @_SETTINGS
-@given(body=st.binary(min_size=9, max_size=254), crc=st.sampled_from(["A", "B", "auto"]),
-       key=st.one_of(st.none(), st.binary(min_size=16, max_size=16)))
+@given(
+    body=st.binary(min_size=9, max_size=254),
+    crc=st.sampled_from(["A", "B", "auto"]),
+    key=st.one_of(st.none(), st.binary(min_size=16, max_size=16)),
+)
 def test_random_frames_with_valid_crcs(body, crc, key):
     """Random content wrapped in correct CRCs gets past the frame layer: the deeper
     layers must cope with arbitrary content."""
@@ -79,8 +86,12 @@ def _mutate(data: bytes, how: int, where: int, value: int) -> bytes:
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(index=st.integers(0, max(len(VECTORS) - 1, 0)), how=st.integers(0, 4),
-       where=st.integers(0, 400), value=st.integers(0, 255))
+@given(
+    index=st.integers(0, max(len(VECTORS) - 1, 0)),
+    how=st.integers(0, 4),
+    where=st.integers(0, 400),
+    value=st.integers(0, 255),
+)
 def test_mutated_vectors(shared, index, how, where, value):
     vector = VECTORS[index]
     data = bytes.fromhex(vector["hex"])
@@ -91,8 +102,11 @@ def test_mutated_vectors(shared, index, how, where, value):
 
 def test_mutated_encrypted_vectors_never_yield_records_unchecked(shared):
     """Every single-bit flip in an encrypted region is caught by the key checks."""
-    encrypted = [v for v in VECTORS if v["category"] in ("mode5", "mode7", "ell_ctr")
-                 and not v["hex_has_crc"]][:6]
+    encrypted = [
+        v
+        for v in VECTORS
+        if v["category"] in ("mode5", "mode7", "ell_ctr") and not v["hex_has_crc"]
+    ][:6]
     assert encrypted
     for vector in encrypted:
         data = bytes.fromhex(vector["hex"])

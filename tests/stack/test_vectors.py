@@ -53,7 +53,9 @@ def _check_header(telegram: Telegram, expected: dict) -> None:
 
 def _check_security_fields(telegram: Telegram, security: dict) -> None:
     ell = security.get("ell")
-    assert (telegram.ell.ci if telegram.ell else None) == (int(ell, 16) if ell else None)
+    assert (telegram.ell.ci if telegram.ell else None) == (
+        int(ell, 16) if ell else None
+    )
     assert (telegram.afl is not None) == bool(security.get("afl"))
     if security.get("tpl_ci") and telegram.tpl is not None:
         assert telegram.tpl.ci == int(security["tpl_ci"], 16)
@@ -90,11 +92,17 @@ def test_vector(vector, shared):
     if vector["category"] == "ell_ctr_compact":
         # A compact frame decodes only after a full frame of the same meter: feed the
         # full-frame vector of that meter (same key) first.
-        full = next(v for v in VECTORS if v["category"] == "ell_ctr"
-                    and v["expected"]["id"] == vector["expected"]["id"])
+        full = next(
+            v
+            for v in VECTORS
+            if v["category"] == "ell_ctr"
+            and v["expected"]["id"] == vector["expected"]["id"]
+        )
         assert _decode(full, formats=formats).error is None
     telegram = _decode(vector, formats=formats)
-    assert telegram.crc_format == (vector["frame_format"] if vector["hex_has_crc"] else None)
+    assert telegram.crc_format == (
+        vector["frame_format"] if vector["hex_has_crc"] else None
+    )
     _check_header(telegram, vector["expected"])
     if result == "ok":
         assert telegram.error is None, telegram.error
@@ -126,7 +134,9 @@ def test_vector(vector, shared):
 _WITH_FORMAT_A = [v for v in VECTORS if v.get("hex_frame_a_with_crc")]
 
 
-@pytest.mark.parametrize("vector", _WITH_FORMAT_A, ids=[v["vid"] for v in _WITH_FORMAT_A])
+@pytest.mark.parametrize(
+    "vector", _WITH_FORMAT_A, ids=[v["vid"] for v in _WITH_FORMAT_A]
+)
 def test_vector_format_a_same_result(vector, shared):
     """The curator's format-A re-encoding decodes to the same telegram, CRC given or detected."""
     plain = decode_telegram(bytes.fromhex(vector["hex"]), vector["key"])
