@@ -83,12 +83,18 @@ def _frequency(text: str, flag: str) -> float:
 
 
 def _telegrams(args: argparse.Namespace) -> list[bytes]:
-    from sdr.meterspec import parse_meter_fields
+    from sdr.meterspec import MeterSpecError, parse_meter_fields
     from stack.encode import encode_telegram
 
     out = [parse_hex_argument(text, f"telegram {i}")
            for i, text in enumerate(args.telegrams, 1)]
-    out += [encode_telegram(parse_meter_fields(fields, args.key)) for fields in args.meter]
+    for number, fields in enumerate(args.meter, 1):
+        spec = parse_meter_fields(fields, args.key)
+        try:
+            out.append(encode_telegram(spec))
+        except ValueError as exc:  # e.g. too much data for one telegram (L > 255)
+            # Numbered, not echoed: the fields may hold a key.
+            raise MeterSpecError(f"--meter #{number}: {exc}") from None
     if not out:
         raise UsageError("give telegrams as HEX or with --meter")
     return out
@@ -103,7 +109,7 @@ def _render(args: argparse.Namespace, telegrams: list[bytes], rate: float, cente
         for index, data in enumerate(telegrams):
             gap = None
             if repetition and index == 0:
-                gap = max(args.interval - _duration(telegrams, args, rate), args.gap)
+                gap = max(args.interval - _span_s(telegrams, args, rate), args.gap)
             frames.append(TxFrame(data, args.mode, args.frame_format, args.direction,
                                   carrier_offset_hz=offset, gap_s=gap))
     estimate = rate * (args.interval * args.repeat + 1) if args.out else 0
@@ -116,14 +122,18 @@ def _render(args: argparse.Namespace, telegrams: list[bytes], rate: float, cente
                   clock_ppm=args.clock_ppm, seed=args.seed)
 
 
-def _duration(telegrams: list[bytes], args: argparse.Namespace, rate: float) -> float:
-    # one repetition's length in seconds (used to keep the repetition period)
+def _span_s(telegrams: list[bytes], args: argparse.Namespace, rate: float) -> float:
+    # From the first burst's start to the last burst's end of one repetition, s: the
+    # next repetition starts `interval` after the first, so the gap is what remains.
     from sdr.transmit import TxFrame, render
 
-    iq, _ = render([TxFrame(t, args.mode, args.frame_format, args.direction)
-                    for t in telegrams], sample_rate_hz=rate,
-                   center_freq_hz=_frequency(args.center, "--center"), gap_s=args.gap)
-    return iq.size / rate
+    _, annotations = render([TxFrame(t, args.mode, args.frame_format, args.direction)
+                             for t in telegrams], sample_rate_hz=rate,
+                            center_freq_hz=_frequency(args.center, "--center"),
+                            gap_s=args.gap)
+    last = annotations[-1]
+    return (last.sample_start + (last.sample_count or 0)
+            - annotations[0].sample_start) / rate
 
 
 def _write_file(args, iq, annotations, rate: float, center: float) -> None:

@@ -51,11 +51,17 @@ def _int(name: str, text: str) -> int:
 
 
 def _device_type(text: str) -> int:
-    names = {name.replace(" ", "_").replace("/", "_"): code
+    names = {name.lower().replace(" ", "_").replace("/", "_"): code
              for code, name in DEVICE_TYPES.items()}
     if text.lower() in names:
         return names[text.lower()]
-    return _int("type", text)
+    try:
+        return _int("type", text)
+    except MeterSpecError:
+        raise MeterSpecError(
+            f"--meter type={text}: unknown device type; give a number (hex) or a "
+            "name such as water, heat, gas, electricity, cold_water"
+        ) from None
 
 
 def _value(name: str, text: str) -> tuple[int | float | str, str | None]:
@@ -72,18 +78,48 @@ def _record(name: str, text: str) -> Record:
     kwargs: dict[str, object] = {}
     for option in options:
         if option in _FUNCTIONS:
-            kwargs["function"] = _FUNCTIONS[option]
+            key, setting = "function", _FUNCTIONS[option]
         elif option[:1] in ("s", "t", "u") and option[1:].isdigit():
             key = {"s": "storage", "t": "tariff", "u": "subunit"}[option[0]]
-            kwargs[key] = int(option[1:])
+            setting = int(option[1:])
         else:
             raise MeterSpecError(f"--meter {name}: unknown option /{option} "
                                  "(use /sN, /tN, /uN, /min, /max, /err)")
+        if key in kwargs:  # "/s1/s2" or "/min/max": which one was meant?
+            raise MeterSpecError(f"--meter {name}: {key} given twice")
+        kwargs[key] = setting
     value, unit = _value(name, text)
     try:
         return make_record(quantity, value, unit=unit, **kwargs)
     except (WmbusError, ValueError) as exc:
         raise MeterSpecError(f"--meter {name}={text}: {exc}") from None
+
+
+def _redacted(text: str) -> str:
+    # Error messages echo the fields; a key must not end up in logs or terminals.
+    return re.sub(r"(\bkey\s*=)[^,]*", r"\1...", text)
+
+
+def _header_field(name: str, value: str, fields: dict[str, object]) -> bool:
+    """Store a header/security field in ``fields``; False if ``name`` is a reading."""
+    if name == "id":
+        key, setting = "meter_id", value
+    elif name == "man":
+        key, setting = "manufacturer", value.upper()
+    elif name == "key":
+        key, setting = "key", value
+    elif name == "type":
+        key, setting = "device_type", _device_type(value)
+    elif name in _INT_FIELDS:
+        key, setting = _INT_FIELDS[name], _int(name, value)
+    elif name in _BOOL_FIELDS:
+        key, setting = _BOOL_FIELDS[name], value not in ("0", "no", "false")
+    else:
+        return False
+    if key in fields:
+        raise MeterSpecError(f"--meter: {name} given twice")
+    fields[key] = setting
+    return True
 
 
 def parse_meter_fields(text: str, default_key: str | None = None) -> TelegramSpec:
@@ -94,33 +130,24 @@ def parse_meter_fields(text: str, default_key: str | None = None) -> TelegramSpe
     MeterSpecError
         For a malformed field, a missing ``id``/``man``, or a spec the encoder refuses.
     """
-    fields: dict[str, object] = {"ci": 0x7A}
+    fields: dict[str, object] = {}
     records: list[Record] = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
-            raise MeterSpecError(f"--meter: '{item}' is not name=value")
-        if name == "id":
-            fields["meter_id"] = value
-        elif name == "man":
-            fields["manufacturer"] = value.upper()
-        elif name == "key":
-            fields["key"] = value
-        elif name == "type":
-            fields["device_type"] = _device_type(value)
-        elif name in _INT_FIELDS:
-            fields[_INT_FIELDS[name]] = _int(name, value)
-        elif name in _BOOL_FIELDS:
-            fields[_BOOL_FIELDS[name]] = value not in ("0", "no", "false")
-        else:
+            raise MeterSpecError(f"--meter: '{_redacted(item)}' is not name=value")
+        if not _header_field(name, value, fields):
             records.append(_record(name, value))
+    fields.setdefault("ci", 0x7A)
     for required, label in (("meter_id", "id"), ("manufacturer", "man")):
         if required not in fields:
             raise MeterSpecError(f"--meter needs {label}=...")
-    if fields.get("security_mode") or fields.get("ell_encrypt"):
+    # Whatever needs a key (TPL or ELL encryption, the AFL's MAC) takes --key.
+    encrypted = fields.get("security_mode") or fields.get("ell_encrypt")
+    if encrypted or "afl_counter" in fields:  # a counter of 0 is still an AFL
         fields.setdefault("key", default_key)
     try:
         return TelegramSpec(records=records, **fields)  # type: ignore[arg-type]
     except (WmbusError, ValueError, TypeError) as exc:
-        raise MeterSpecError(f"--meter {text}: {exc}") from None
+        raise MeterSpecError(f"--meter {_redacted(text)}: {exc}") from None

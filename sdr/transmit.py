@@ -34,6 +34,10 @@ from stack.frame import add_crcs
 __all__ = ["TxFrame", "TransmitError", "render", "check_telegram_hex"]
 
 
+# L is one byte and counts the bytes after it (no-CRC form, EN 13757-4): 1 + 255.
+_MAX_TELEGRAM_BYTES = 256
+
+
 class TransmitError(WmbusError, ValueError):
     """A telegram, mode or rate that cannot be transmitted as asked."""
 
@@ -79,6 +83,11 @@ def check_telegram_hex(data: bytes) -> bytes:
     """
     if len(data) < 10:
         raise TransmitError(f"a telegram needs at least 10 bytes (L C M A), got {len(data)}")
+    if len(data) > _MAX_TELEGRAM_BYTES:
+        raise TransmitError(
+            f"a telegram holds at most {_MAX_TELEGRAM_BYTES} bytes without CRCs (L is "
+            f"one byte, at most 255), got {len(data)}"
+        )
     if data[0] != len(data) - 1:
         raise TransmitError(
             f"L-field {data[0]} but {len(data) - 1} bytes follow it: give the telegram "
@@ -94,8 +103,8 @@ def _burst(frame: TxFrame, start: int, sample_rate_hz: float) -> Burst:
                            sample_rate_hz=sample_rate_hz, start_sample=start,
                            carrier_offset_hz=frame.carrier_offset_hz,
                            gain_db=frame.gain_db)
-    except ValueError as exc:  # dsp refuses a mode/format/rate with a clear message
-        if isinstance(exc, WmbusError):
+    except ValueError as exc:  # dsp refuses a mode/format/rate with a clear message,
+        if isinstance(exc, TransmitError):  # stack.frame a telegram too long for B
             raise
         raise TransmitError(str(exc)) from None
 
@@ -165,7 +174,9 @@ def render(
         burst = _burst(frame, position, sample_rate_hz)
         bursts.append(burst)
         position = burst.stop_sample
-    n_samples = position + int(round(tail_s * sample_rate_hz))
+    # With overlapping telegrams (a negative gap) an earlier one may end last.
+    end = max(burst.stop_sample for burst in bursts)
+    n_samples = end + int(round(tail_s * sample_rate_hz))
     try:
         iq = compose(bursts, center_freq_hz, sample_rate_hz, n_samples)
     except ValueError as exc:
