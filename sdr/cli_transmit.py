@@ -64,6 +64,13 @@ def add_transmit_parser(sub: argparse._SubParsersAction, add_key_options) -> Non
     impair.add_argument("--clock-ppm", type=float, default=0.0,
                         help="sample-clock error, ppm")
     impair.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    impair.add_argument("--chip-error-ppm", type=float, default=0.0,
+                        help="the meter's chip-clock error, ppm")
+    impair.add_argument("--dc", type=complex, default=0j, metavar="I+Qj",
+                        help="receiver DC offset, e.g. 0.02-0.01j (full scale 1)")
+    impair.add_argument("--iq-imbalance", nargs=2, type=float, default=(0.0, 0.0),
+                        metavar=("GAIN_DB", "PHASE_DEG"),
+                        help="receiver IQ imbalance: gain in dB and phase in degrees")
     radio = parser.add_argument_group("SoapySDR transmit")
     radio.add_argument("--gain", type=float, help="TX gain, dB")
     radio.add_argument("--duty-cycle", choices=("refuse", "delay"), default="refuse",
@@ -104,14 +111,17 @@ def _render(args: argparse.Namespace, telegrams: list[bytes], rate: float, cente
     from sdr.transmit import TxFrame, render
 
     offset = _frequency(args.carrier_offset, "--carrier-offset")
+    repeats = args.repeat if args.out else 1
+    period_gap = None
+    if repeats > 1:  # silence that makes one repetition start every --interval
+        period_gap = max(args.interval - _span_s(telegrams, args, rate), args.gap)
     frames = []
-    for repetition in range(args.repeat if args.out else 1):
+    for repetition in range(repeats):
         for index, data in enumerate(telegrams):
-            gap = None
-            if repetition and index == 0:
-                gap = max(args.interval - _span_s(telegrams, args, rate), args.gap)
+            gap = period_gap if repetition and index == 0 else None
             frames.append(TxFrame(data, args.mode, args.frame_format, args.direction,
-                                  carrier_offset_hz=offset, gap_s=gap))
+                                  carrier_offset_hz=offset, gap_s=gap,
+                                  chip_rate_error_ppm=args.chip_error_ppm))
     estimate = rate * (args.interval * args.repeat + 1) if args.out else 0
     if estimate > _MAX_FILE_SAMPLES:
         raise UsageError(f"{args.repeat} repetitions every {args.interval} s at "
@@ -119,7 +129,8 @@ def _render(args: argparse.Namespace, telegrams: list[bytes], rate: float, cente
                              "--interval or --rate")
     return render(frames, sample_rate_hz=rate, center_freq_hz=center, gap_s=args.gap,
                   ebn0_db=args.ebn0, cfo_hz=_frequency(args.cfo, "--cfo"),
-                  clock_ppm=args.clock_ppm, seed=args.seed)
+                  clock_ppm=args.clock_ppm, seed=args.seed, dc_offset=args.dc,
+                  iq_imbalance=tuple(args.iq_imbalance))
 
 
 def _span_s(telegrams: list[bytes], args: argparse.Namespace, rate: float) -> float:

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dsp.impair import add_awgn, apply_clock_offset, shift_frequency
+from dsp.impair import (
+    add_awgn,
+    add_dc_offset,
+    apply_clock_offset,
+    apply_iq_imbalance,
+    shift_frequency,
+)
 from dsp.modes import get_phy
 from dsp.modulator import Burst, compose, frame_burst
 from sdr.annotation import Annotation
@@ -59,6 +65,8 @@ class TxFrame:
         This transmitter's own frequency error, Hz.
     gain_db : float
         Power relative to the other telegrams, dB.
+    chip_rate_error_ppm : float
+        This meter's chip-clock error, ppm (a real meter's crystal is off by some).
     gap_s : float or None
         Silence before this telegram, s (None: the render's default gap); a negative
         gap starts it before the previous telegram ends, so the two overlap in time.
@@ -70,6 +78,7 @@ class TxFrame:
     direction: str = "meter"
     carrier_offset_hz: float = 0.0
     gain_db: float = 0.0
+    chip_rate_error_ppm: float = 0.0
     gap_s: float | None = None
 
 
@@ -102,7 +111,8 @@ def _burst(frame: TxFrame, start: int, sample_rate_hz: float) -> Burst:
         return frame_burst(on_air, frame.mode, frame.direction, frame.frame_format,
                            sample_rate_hz=sample_rate_hz, start_sample=start,
                            carrier_offset_hz=frame.carrier_offset_hz,
-                           gain_db=frame.gain_db)
+                           gain_db=frame.gain_db,
+                           chip_rate_error_ppm=frame.chip_rate_error_ppm)
     except ValueError as exc:  # dsp refuses a mode/format/rate with a clear message,
         if isinstance(exc, TransmitError):  # stack.frame a telegram too long for B
             raise
@@ -131,6 +141,8 @@ def render(
     cfo_hz: float = 0.0,
     clock_ppm: float = 0.0,
     seed: int = 0,
+    dc_offset: complex = 0j,
+    iq_imbalance: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[npt.NDArray[np.complex64], list[Annotation]]:
     """Build the baseband holding ``frames`` one after another, and their annotations.
 
@@ -149,6 +161,10 @@ def render(
         Sample-clock error, ppm (resamples the whole baseband).
     seed : int
         Seed of the noise.
+    dc_offset : complex
+        A receiver's DC offset added last (units of full scale, a 0 dB burst being 1).
+    iq_imbalance : (float, float)
+        A receiver's IQ gain (dB) and phase (degrees) imbalance, applied last.
 
     Returns
     -------
@@ -190,4 +206,9 @@ def render(
         bit_rate = get_phy(frames[0].mode, frames[0].direction).bit_rate_bps
         iq = add_awgn(iq, ebn0_db, bit_rate, sample_rate_hz, np.random.default_rng(seed),
                       signal_power=1.0)
+    # receiver front-end errors act on signal and noise alike, so they come last
+    if any(iq_imbalance):
+        iq = apply_iq_imbalance(iq, *iq_imbalance)
+    if dc_offset:
+        iq = add_dc_offset(iq, dc_offset)
     return iq.astype(np.complex64, copy=False), annotations
