@@ -31,6 +31,7 @@ __all__ = [
     "FRAME_FORMATS",
     "on_air_length",
     "strip_crcs",
+    "drop_crcs",
     "add_crcs",
     "detect_crc_format",
 ]
@@ -151,6 +152,32 @@ def strip_crcs(frame: bytes, frame_format: str) -> bytes:
             layer="frame",
         )
     return _strip_a(frame) if frame_format == "A" else _strip_b(frame)
+
+
+def drop_crcs(frame: bytes, frame_format: str) -> bytes:
+    """Remove the CRC positions of a frame without checking them.
+
+    For showing a frame whose CRCs failed (a receiver's ``--all``): follows the block
+    layout of the format for as many bytes as there are, even where a corrupted L
+    disagrees with the length, and rewrites L to count the bytes after it.  Never
+    raises for any bytes.
+    """
+    _check_format(frame_format)
+    frame = bytes(frame)
+    out = bytearray()
+    if frame_format == "B":
+        out += frame[: max(min(len(frame) - 2, _BLOCK2_MAX_B), 0)]
+        if len(frame) > _BLOCK2_MAX_B + 2:
+            out += frame[_BLOCK2_MAX_B + 2 : -2]
+    else:
+        pos, size = 0, _BLOCK1_LEN
+        while pos < len(frame):
+            out += frame[pos : min(pos + size, len(frame) - 2)]
+            pos += size + 2
+            size = _BLOCK_LEN_A
+    if out:
+        out[0] = (len(out) - 1) & 0xFF
+    return bytes(out)
 
 
 def add_crcs(data: bytes, frame_format: str) -> bytes:

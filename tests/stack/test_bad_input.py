@@ -121,3 +121,17 @@ def test_mutated_encrypted_vectors_never_yield_records_unchecked(shared):
         telegram = _decode_safely(bytes(flipped), vector["key"], "none")
         assert telegram is not None
         assert telegram.error is not None and telegram.records == ()
+
+
+@_SETTINGS
+@given(data=st.binary(max_size=300), fmt=st.sampled_from(["A", "B"]))
+def test_drop_crcs_never_raises_and_matches_strip(data, fmt):
+    """drop_crcs (unchecked, for showing bad frames) agrees with strip_crcs where the
+    CRCs are right, and takes any bytes."""
+    from stack.frame import drop_crcs, strip_crcs
+
+    dropped = drop_crcs(data, fmt)
+    assert len(dropped) <= len(data)
+    if len(data) >= 12:
+        framed = add_crcs(bytes([0]) + data[: min(len(data), 240)], fmt)
+        assert drop_crcs(framed, fmt) == strip_crcs(framed, fmt)
