@@ -15,6 +15,9 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
+from sdr.cli_collect import add_collect_parser
+from sdr.cli_replay import add_replay_parser
+from sdr.cli_serve import add_serve_parser
 from sdr.cli_transmit import add_transmit_parser
 from sdr.cliutil import InputError, UsageError, parse_hex_argument
 
@@ -35,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_decode(sub)
     add_transmit_parser(sub, _add_key_options)
+    add_collect_parser(sub)
+    add_serve_parser(sub)
+    add_replay_parser(sub, _add_key_options)
     return parser
 
 

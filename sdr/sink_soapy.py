@@ -16,27 +16,16 @@ A device is idle (stream deactivated) between bursts, so it radiates nothing whi
 caller waits between repeats.  ``write(iq, end_burst=False)`` keeps the stream active
 for a continuous signal fed in several calls; the burst then ends at ``close()``.
 
-Finding SoapySDR: its Python binding is not on PyPI; Debian's ``python3-soapysdr``
-installs ``SoapySDR.py`` and ``_SoapySDR*.so`` into /usr/lib/python3/dist-packages,
-which a virtual environment does not see (ours is built on a pyenv interpreter, so
-``--system-site-packages`` would not even reach that directory).  ``import_soapysdr``
-first tries a plain import, then appends the Debian directory to ``sys.path`` for that
-one import only and removes it again, so no other Debian package (an older numpy)
-can shadow the venv's.  The binding is compiled for the system's Python minor
-version; another version gets a clear error.  The import happens when a sink is
-opened, never when this module is imported.
+The SoapySDR binding is found by ``sdr.soapy.import_soapysdr`` when a sink is opened,
+never when this module is imported.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -44,6 +33,20 @@ import numpy.typing as npt
 
 from sdr.dutycycle import DutyCycleLimiter, measure_airtime
 from sdr.sink import SampleSink
+from sdr.soapy import (
+    SOAPY_ERRORS,
+    SOAPY_SDR_CF32,
+    SOAPY_SDR_END_BURST,
+    SOAPY_SDR_TIMEOUT,
+    SOAPY_SDR_TX,
+    SOAPY_SDR_UNDERFLOW,
+    SYSTEM_SITE_DIRS,
+    describe_ranges,
+    error_name,
+    import_soapysdr,
+    in_ranges,
+)
+from sdr.soapy import parse_device_args as _parse_device_args
 from stack.errors import SinkError
 
 __all__ = [
@@ -60,31 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Where distribution packages put the SoapySDR binding (Debian first).
-SYSTEM_SITE_DIRS: tuple[str, ...] = (
-    "/usr/lib/python3/dist-packages",
-    "/usr/local/lib/python3/dist-packages",
-    f"/usr/local/lib/python3.{sys.version_info.minor}/site-packages",
-    f"/usr/local/lib/python3.{sys.version_info.minor}/dist-packages",
-)
-
-# SoapySDR's C API constants (SoapySDR/Constants.h, Errors.h, Formats.h); fixed by its
-# ABI, so a fake device needs no SoapySDR installed.  tests/sdr/test_soapy.py holds
-# them equal to the installed binding's.
-SOAPY_SDR_TX = 0
-SOAPY_SDR_END_BURST = 1 << 1
-SOAPY_SDR_CF32 = "CF32"
-SOAPY_SDR_TIMEOUT = -1
-SOAPY_SDR_UNDERFLOW = -7
-_SOAPY_ERRORS = {
-    -1: "timeout",
-    -2: "stream error",
-    -3: "corruption",
-    -4: "overflow",
-    -5: "not supported",
-    -6: "time error",
-    -7: "underflow",
-}
+# Kept under their old names: the sink's callers and tests import them from here.
+_SOAPY_ERRORS = SOAPY_ERRORS
 
 # Timeout of one writeStream call, us (SoapySDR's default).
 _WRITE_TIMEOUT_US = 100_000
@@ -97,45 +77,6 @@ _DRAIN_MARGIN_S = 0.25
 _MAX_RATE_ERROR = 1e-4
 
 
-def import_soapysdr() -> ModuleType:
-    """Import the SoapySDR Python binding, also from the system's site directories.
-
-    Returns
-    -------
-    module
-        The ``SoapySDR`` module.
-
-    Raises
-    ------
-    ModuleNotFoundError
-        Not installed (``name == "SoapySDR"``), or installed for another Python
-        version (the message says which directory held it).
-    """
-    try:
-        return importlib.import_module("SoapySDR")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("SoapySDR", "_SoapySDR"):
-            raise
-    for directory in SYSTEM_SITE_DIRS:
-        if not (Path(directory) / "SoapySDR.py").is_file():
-            continue
-        sys.path.append(directory)
-        try:
-            return importlib.import_module("SoapySDR")
-        except ModuleNotFoundError as exc:
-            if exc.name != "_SoapySDR":
-                raise
-            raise ModuleNotFoundError(
-                f"SoapySDR in {directory} has no compiled part for Python "
-                f"{sys.version_info.major}.{sys.version_info.minor}; use the system's "
-                "Python version for the venv",
-                name="SoapySDR",
-            ) from exc
-        finally:
-            sys.path.remove(directory)
-    raise ModuleNotFoundError("No module named 'SoapySDR'", name="SoapySDR")
-
-
 def parse_device_args(text: str) -> dict[str, str]:
     """Parse SoapySDR device arguments ``"driver=hackrf,serial=..."`` into a dict.
 
@@ -144,21 +85,7 @@ def parse_device_args(text: str) -> dict[str, str]:
     SinkError
         Empty, or an item without ``key=``.
     """
-    if not text.strip():
-        raise SinkError(
-            "soapy: say which device, e.g. soapy:driver=hackrf "
-            "(SoapySDRUtil --find lists them)"
-        )
-    args: dict[str, str] = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SinkError(
-                f"soapy: bad device string {text!r}: expected key=value[,key=value...]"
-                ", e.g. driver=hackrf"
-            )
-        args[key.strip()] = value.strip()
-    return args
+    return _parse_device_args(text, SinkError)
 
 
 def _open_real_device(args: dict[str, str]) -> Any:
@@ -170,18 +97,6 @@ def _open_real_device(args: dict[str, str]) -> Any:
             "with: apt install python3-soapysdr (see README: SoapySDR)"
         ) from exc
     return soapy.Device(args)
-
-
-def _in_ranges(value: float, ranges: Any) -> bool:
-    """Whether ``value`` lies in one of SoapySDR ``Range`` objects (none: no limit)."""
-    ranges = list(ranges)
-    return not ranges or any(r.minimum() <= value <= r.maximum() for r in ranges)
-
-
-def _describe_ranges(ranges: Any, scale: float, unit: str) -> str:
-    return ", ".join(
-        f"{r.minimum() / scale:g}-{r.maximum() / scale:g} {unit}" for r in ranges
-    )
 
 
 class SoapySink(SampleSink):
@@ -323,10 +238,10 @@ class SoapySink(SampleSink):
     def _set_rate(self) -> None:
         device, rate_hz = self._device, self.sample_rate_hz
         ranges = device.getSampleRateRange(SOAPY_SDR_TX, self.channel)
-        if not _in_ranges(rate_hz, ranges):
+        if not in_ranges(rate_hz, ranges):
             raise SinkError(
                 f"{self.name}: sample rate {rate_hz / 1e6:g} MS/s not supported; it "
-                f"offers {_describe_ranges(ranges, 1e6, 'MS/s')}"
+                f"offers {describe_ranges(ranges, 1e6, 'MS/s')}"
             )
         device.setSampleRate(SOAPY_SDR_TX, self.channel, rate_hz)
         actual_hz = float(device.getSampleRate(SOAPY_SDR_TX, self.channel))
@@ -339,16 +254,16 @@ class SoapySink(SampleSink):
     def _set_frequency(self) -> None:
         freq_hz = self.center_freq_hz
         ranges = self._device.getFrequencyRange(SOAPY_SDR_TX, self.channel)
-        if not _in_ranges(freq_hz, ranges):
+        if not in_ranges(freq_hz, ranges):
             raise SinkError(
                 f"{self.name}: cannot tune to {freq_hz / 1e6:g} MHz; it covers "
-                f"{_describe_ranges(ranges, 1e6, 'MHz')}"
+                f"{describe_ranges(ranges, 1e6, 'MHz')}"
             )
         self._device.setFrequency(SOAPY_SDR_TX, self.channel, freq_hz)
 
     def _set_gain(self, gain_db: float) -> None:
         limits = self._device.getGainRange(SOAPY_SDR_TX, self.channel)
-        if not _in_ranges(gain_db, [limits]):
+        if not in_ranges(gain_db, [limits]):
             raise SinkError(
                 f"{self.name}: TX gain {gain_db:g} dB outside "
                 f"{limits.minimum():g}..{limits.maximum():g} dB"
@@ -401,7 +316,7 @@ class SoapySink(SampleSink):
         )
         if isinstance(ret, int) and ret < 0:
             raise SinkError(
-                f"{self.name}: cannot activate the stream: {_error_name(ret)}"
+                f"{self.name}: cannot activate the stream: {error_name(ret)}"
             )
         self._active = True
         self._burst_start_s = self._clock()
@@ -451,7 +366,7 @@ class SoapySink(SampleSink):
             )
         if ret > count:
             return f"{self.name}: the device reports {ret} samples written of {count}"
-        return f"{self.name}: write failed {where}: {_error_name(ret)}"
+        return f"{self.name}: write failed {where}: {error_name(ret)}"
 
     def _finish_burst(self, *, drain: bool) -> None:
         """Let the device play the burst out (``drain``), then deactivate."""
@@ -470,7 +385,7 @@ class SoapySink(SampleSink):
         )
         if isinstance(ret, int) and ret < 0:
             raise SinkError(
-                f"{self.name}: cannot deactivate the stream: {_error_name(ret)}"
+                f"{self.name}: cannot deactivate the stream: {error_name(ret)}"
             )
 
     def _call(self, what: str, method: Callable[..., Any], *args: Any) -> Any:
@@ -510,7 +425,3 @@ class SoapySink(SampleSink):
             close = getattr(device, "close", None)
             if close is not None:
                 self._call("release the device", close)
-
-
-def _error_name(code: int) -> str:
-    return f"{_SOAPY_ERRORS.get(code, 'error')} ({code})"

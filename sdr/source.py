@@ -6,6 +6,21 @@ keeping a partial sample for the next read, chunked iteration, the read-after-cl
 I/O-error checks, and the end-of-stream rule (an empty array).  A backend implements
 only ``_read_raw(n_bytes)`` and, if it holds a resource, ``_close()``.
 
+Every block ``read()`` returns is placed in the stream and in time::
+
+    block_sample_index   index of its first sample (samples delivered before it)
+    timestamp_s          wall-clock time (Unix s) of its first sample, or None when
+                         the source has no clock (a recording without a start time)
+    time_of_sample(i)    wall-clock time of any sample index, from the last block
+    dropped_samples      samples lost before delivery (USB or driver overflow, a full
+                         queue, a reconnect gap), counted by the backend, never hidden
+    drop_events          how many times samples were lost (a driver that reports an
+                         overflow without a count adds an event and no samples)
+
+The sample index counts delivered samples only: after a loss the stream goes on
+without a hole, and the wall-clock time (set per block by a live backend through
+``_raw_time_s``) stays right across the gap.
+
 Backends are found through ``SOURCE_BACKENDS`` (name -> ``"module:Class"``) and imported
 only when chosen, so a radio library is needed only by the user of that radio.
 ``open_source`` parses the specs people type::
@@ -122,6 +137,16 @@ class SampleSource(ABC):
     ----------
     samples_read : int
         Complex samples delivered so far: the index of the next sample.
+    block_sample_index : int
+        Index of the first sample of the block ``read()`` returned last.
+    timestamp_s : float or None
+        Wall-clock time (Unix seconds) of that sample; None if the source has no
+        clock.
+    dropped_samples : int
+        Samples the backend lost before delivery (overflow, full queue, reconnect
+        gap); they are not part of the sample index.
+    drop_events : int
+        Number of losses, including overflows whose size the driver did not report.
     """
 
     def __init__(
@@ -145,6 +170,13 @@ class SampleSource(ABC):
         self.sample_format = sample_format
         self.chunk_samples = int(chunk_samples)
         self.samples_read = 0
+        self.block_sample_index = 0
+        self.timestamp_s: float | None = None
+        self.dropped_samples = 0
+        self.drop_events = 0
+        # Wall-clock time (Unix s) of the first byte the last _read_raw returned; a
+        # live backend sets it in _read_raw, a recording leaves it None.
+        self._raw_time_s: float | None = None
         self._sample_size = bytes_per_sample(sample_format)
         self._pending = b""
         self._ended = False
@@ -184,12 +216,14 @@ class SampleSource(ABC):
         if n_max < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples}")
         while not self._ended:
-            raw = self._read_checked(n_max * self._sample_size - len(self._pending))
+            n_pending = len(self._pending)
+            raw = self._read_checked(n_max * self._sample_size - n_pending)
             if not raw:
                 self._ended = True
                 break
             iq = self._convert(raw)
             if iq.size:
+                self._place_block(n_pending)
                 self.samples_read += iq.size
                 return iq
         if self._pending:
@@ -198,6 +232,48 @@ class SampleSource(ABC):
                 self.name, len(self._pending), self._sample_size, self.samples_read
             )
         return np.zeros(0, dtype=np.complex64)
+
+    def _place_block(self, n_pending_bytes: int) -> None:
+        """Set the index and wall-clock time of the block about to be returned."""
+        self.block_sample_index = self.samples_read
+        if self._raw_time_s is None:
+            self.timestamp_s = None
+            return
+        # A partial sample kept from the previous read began a little earlier.
+        byte_rate = self._sample_size * self.sample_rate_hz
+        self.timestamp_s = self._raw_time_s - n_pending_bytes / byte_rate
+
+    def time_of_sample(self, sample_index: int) -> float | None:
+        """Wall-clock time of a sample, extrapolated from the last block's time.
+
+        Parameters
+        ----------
+        sample_index : int
+            Index in the delivered stream (as ``samples_read`` counts).
+
+        Returns
+        -------
+        float or None
+            Unix time in seconds; None before the first block or without a clock.
+        """
+        if self.timestamp_s is None:
+            return None
+        offset = sample_index - self.block_sample_index
+        return self.timestamp_s + offset / self.sample_rate_hz
+
+    def _count_dropped(self, n_samples: int, reason: str) -> None:
+        """Count a loss of ``n_samples`` samples (0: unknown); log it sparingly."""
+        self.drop_events += 1
+        self.dropped_samples += max(0, int(n_samples))
+        # Powers of two: a loss storm cannot flood the log, and none goes unseen.
+        if self.drop_events & (self.drop_events - 1) == 0:
+            log.warning(
+                "%s: %s: %d samples lost so far (%d events)",
+                self.name,
+                reason,
+                self.dropped_samples,
+                self.drop_events,
+            )
 
     def _read_checked(self, n_bytes: int) -> bytes | bytearray | memoryview:
         try:

@@ -1,0 +1,255 @@
+"""``wmbus replay``: receive every telegram in a recorded IQ file.
+
+Only argparse is imported at module level (the parser is built for every ``wmbus``
+call); the receiver and its numba kernels load when the command runs.
+
+What comes out where::
+
+    stdout   one line per telegram in the --output format (flushed per line)
+    stderr   a progress bar (on a terminal, for files over 2 s), then the counters:
+             "wmbus: 7 telegrams (7 decoded, 0 no key, ...), 0 CRC failed"
+
+Exit status: 0 when the whole file was read, whatever was found in it (even 0
+telegrams); 1 for a file that cannot be used (missing, empty, unreadable, unknown
+format or datatype, rate or centre not inferable: one line saying what to do) and
+for a truncated file, after the telegrams in the part that was there; 2 for bad
+flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sdr.cliutil import UsageError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sdr.pipeline import ReceiverFactory
+    from sdr.source_file import FileSource
+
+__all__ = ["add_replay_parser", "run_replay", "replay"]
+
+_FILE_FORMATS = ("cu8", "cs8", "cs16", "cf32", "sigmf")
+_OUTPUTS = ("text", "jsonl", "rtlwmbus")
+# A progress bar is worth drawing only for files that take a while.
+_PROGRESS_MIN_S = 2.0
+_PROGRESS_EVERY_S = 0.2
+
+
+def add_replay_parser(sub: argparse._SubParsersAction, add_key_options) -> None:
+    """Add the ``replay`` subcommand to the ``wmbus`` parser."""
+    parser = sub.add_parser(
+        "replay",
+        help="receive the telegrams in an IQ recording",
+        description=(
+            "Receive and decode every wM-Bus telegram in a recorded IQ file (raw "
+            "cu8/cs8/cs16/cf32 or SigMF), on every channel the recording covers. "
+            "Sample rate, centre frequency and format come from SigMF metadata or an "
+            "rtl_433-style file name (NAME_868.95M_2400k.cu8) unless given."
+        ),
+    )
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="recording (.cu8 .cs8 .cs16 .cf32 .sigmf-meta); - for stdin",
+    )
+    parser.add_argument("--rate", help="sample rate, e.g. 2.4M or 1600k")
+    parser.add_argument("--center", help="centre frequency, e.g. 868.95M")
+    parser.add_argument(
+        "--format",
+        dest="file_format",
+        choices=_FILE_FORMATS,
+        help="sample format when the file name does not say it",
+    )
+    parser.add_argument(
+        "--modes",
+        default=None,
+        metavar="S,T,C",
+        help="receiver chains: S (868.3 MHz: S1, T2 downlink), T and C (868.95 MHz), "
+        "C2 (869.525 MHz downlink); default all",
+    )
+    add_key_options(parser)
+    parser.add_argument(
+        "--output",
+        choices=_OUTPUTS,
+        default="text",
+        help="text (default), jsonl, or rtlwmbus (rtl_wmbus lines for wmbusmeters)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="also output frames whose CRCs failed, marked as such",
+    )
+    parser.set_defaults(handler=run_replay)
+
+
+def _frequency(text: str | None, flag: str) -> float | None:
+    from sdr.units import parse_frequency
+
+    if text is None:
+        return None
+    try:
+        return parse_frequency(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _sigmf_start_time(source: FileSource) -> datetime | None:
+    """``core:datetime`` of the first SigMF capture, if the recording is SigMF."""
+    import json
+    from datetime import UTC, datetime
+
+    from sdr.sigmf_meta import sigmf_paths
+
+    if source.path is None or source.path.suffix.lower() != ".sigmf-data":
+        return None
+    try:
+        meta = json.loads(sigmf_paths(source.path)[0].read_text(encoding="utf-8"))
+        text = meta["captures"][0]["core:datetime"]
+        stamp = datetime.fromisoformat(text)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None  # no usable datetime: the rtlwmbus clock starts at the epoch
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+class _Progress:
+    """A one-line progress bar on a terminal, redrawn at most every 0.2 s."""
+
+    def __init__(self, stream: TextIO, n_samples: int, sample_rate_hz: float) -> None:
+        self.stream = stream
+        self.n_samples = n_samples
+        self.sample_rate_hz = sample_rate_hz
+        self._last = 0.0
+        self._drawn = False
+
+    @classmethod
+    def for_source(cls, source: FileSource, stream: TextIO) -> _Progress | None:
+        """A bar when ``stream`` is a terminal and the file is longer than 2 s."""
+        duration_s = source.duration_s
+        if duration_s is None or duration_s <= _PROGRESS_MIN_S:
+            return None
+        if not (hasattr(stream, "isatty") and stream.isatty()):
+            return None
+        return cls(stream, source.n_samples or 0, source.sample_rate_hz)
+
+    def __call__(self, samples_read: int) -> None:
+        now = time.monotonic()
+        if now - self._last < _PROGRESS_EVERY_S and samples_read < self.n_samples:
+            return
+        self._last = now
+        share = min(samples_read / max(self.n_samples, 1), 1.0)
+        filled = round(30 * share)
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * share:3.0f}% "
+            f"{samples_read / self.sample_rate_hz:.1f}/"
+            f"{self.n_samples / self.sample_rate_hz:.1f} s"
+        )
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """Erase the bar so that the summary starts on a clean line."""
+        if self._drawn:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def _open(args: argparse.Namespace) -> FileSource:
+    from sdr.source_file import FileSource
+
+    return FileSource(
+        args.path,
+        file_format=args.file_format,
+        sample_rate_hz=_frequency(args.rate, "--rate"),
+        center_freq_hz=_frequency(args.center, "--center"),
+    )
+
+
+def _warn_missing_channels(receiver: Any, phys: tuple[str, ...], err: TextIO) -> None:
+    """Say which asked-for chains have no channel inside the sampled band."""
+    channels = getattr(receiver, "channels", None)
+    if channels is None:
+        return
+    heard = {phy for phy, _ in channels}
+    missing = [phy for phy in phys if phy not in heard]
+    if missing:
+        print(
+            f"wmbus: warning: no channel of mode {', '.join(missing)} lies in the "
+            "sampled band (check --center and --rate)",
+            file=err,
+            flush=True,
+        )
+
+
+def replay(
+    args: argparse.Namespace,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    receiver_factory: ReceiverFactory | None = None,
+) -> int:
+    """Run ``wmbus replay`` with parsed arguments; return the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As ``add_replay_parser`` defines them.
+    stdout, stderr : TextIO, optional
+        Streams for telegrams and for progress and counters (default the sys ones).
+    receiver_factory : callable, optional
+        Passed to ``ReceivePipeline`` (tests use a stand-in receiver).
+
+    Raises
+    ------
+    UsageError
+        For a flag value that does not parse (--rate, --center, --modes).
+    SourceError
+        For a file that cannot be read, after the telegrams of a truncated one.
+    KeyFormatError
+        For a malformed --key or key file.
+    """
+    from sdr.keys import keyring_from_options
+    from sdr.output_rx import ReceptionWriter
+    from sdr.pipeline import ReceivePipeline, run_pipeline
+    from sdr.reception import parse_phys
+    from stack.errors import SourceError
+
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        phys = parse_phys(args.modes)
+    except ValueError as exc:
+        raise UsageError(f"--modes: {exc}") from None
+    keys = keyring_from_options(args.key, args.keys)
+    with _open(args) as source:
+        try:
+            pipeline = ReceivePipeline(
+                source.sample_rate_hz,
+                source.center_freq_hz,
+                keys=keys,
+                phys=phys,
+                emit_bad_crc=args.all,
+                receiver_factory=receiver_factory,
+            )
+        except ValueError as exc:  # the receiver refuses this rate or centre
+            raise SourceError(f"{source.name}: {exc}") from None
+        if args.modes is not None:  # asked for by name: say if one cannot be heard
+            _warn_missing_channels(pipeline.receiver, phys, err)
+        writer = ReceptionWriter(out, args.output, _sigmf_start_time(source))
+        progress = _Progress.for_source(source, err)
+        try:
+            run_pipeline(source, pipeline, writer.write, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+            print(f"wmbus: {pipeline.counters.summary()}", file=err, flush=True)
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Handler of ``wmbus replay`` (see ``replay``)."""
+    return replay(args)
