@@ -1,0 +1,440 @@
+"""Preamble + sync-word search on one channel, tolerant of carrier offset and chip errors.
+
+Signal picture (one channel, complex baseband at fs = 400..800 kS/s)::
+
+    z[n] --x exp(-2 pi j f_i n / fs)--> window sum over one chip --|.|^2--> E_i(n)
+           tones f_i = i * 25 kHz, |f_i| <= max offset + deviation      (11 tones)
+
+    hypothesis j: carrier offset c_j = j * 25 kHz, |c_j| <= 75 kHz        (7 hyps)
+        chip(n) = E_{c_j + dev}(n) > E_{c_j - dev}(n)       (1 = upper tone, modes.py)
+
+    grid: 4 points per chip, t_g = g * sps / 4; register (j, g mod 4) shifts in
+    chip(floor(t_g)) and holds the last K chips sampled one chip apart;
+    a match = at most ``max_errors`` of K chips differ from the pattern.
+
+A window sum of one chip is the noncoherent matched filter of a tone: it integrates
+before the square, so the detector keeps working far below the FM-discriminator
+threshold, and trying offsets 25 kHz apart loses at most ~1 dB (a quarter of the
+32.768 kcps chip rate, less for the faster modes).  The pattern is the last "01"
+preamble pairs and the sync word (reference 1.3): 12 pairs + 10 chips for T/C and
+C2, 8 pairs + 18 chips for S; 34 chips either way.
+
+Matches within two chips of each other are one candidate: the one with the fewest
+errors (the first of equals) is reported as (grid index, hypothesis, errors).  The
+fine carrier offset and timing are the packet demodulator's job (``dsp.timing``).
+
+State (registers, grid position, pending candidate) lives in ``SyncScanner``; a scan
+resumes exactly where the previous block ended, or restarts empty after ``reset``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from dsp.modes import HIGH_FREQ_CHIP, get_phy
+
+__all__ = [
+    "ChipFamily",
+    "SyncCandidate",
+    "CHIP_FAMILIES",
+    "GRID_PER_CHIP",
+    "SyncScanner",
+    "scan_reference",
+    "tone_table",
+]
+
+#: Grid points (register phases) per chip.
+GRID_PER_CHIP = 4
+# Spacing of the carrier-offset hypotheses and of the detector's tones, Hz: a quarter
+# of the 100 kcps chip rate; an eighth of the 50 kcps downlink's, whose GFSK preamble
+# swings less than its nominal deviation and so tolerates less offset.
+_TONE_STEP_HZ = 25_000.0
+_TONE_STEP_C2_HZ = 12_500.0
+# Hypotheses reach +-75 kHz: with the half-step they cover the +-80 kHz of issue 4.
+_MAX_HYP_HZ = 75_000.0
+# Preamble pairs in the detection pattern: every mode sends more (reference 1.3).
+# 12 pairs + a 10-chip sync for T/C; 8 pairs + the 18-chip S sync, so that both
+# patterns span 34 chips: a 2 % chip-rate error then moves the pattern's ends by only
+# a third of a chip from the grid phase that fits its middle.
+_PATTERN_PAIRS = {"S": 8, "TC": 12, "C2": 12}
+# Matches this close (grid points) are the same burst.
+_MERGE_GRID = 2 * GRID_PER_CHIP
+# Table length of the tone mixers when the exact period is longer.
+_MAX_TONE_PERIOD = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ChipFamily:
+    """Chip-level parameters shared by the modes of one radio channel.
+
+    Attributes
+    ----------
+    name : str
+        Radio channel name ("S", "TC", "C2").
+    chip_rate_hz : float
+        Chips per second.
+    deviation_hz : float
+        Tone offset from the carrier the detector uses, Hz (a multiple of 25 kHz).
+    pattern : str
+        Detection pattern, "0"/"1" chips, first chip first.
+    max_errors : int
+        Chips of the pattern that may be wrong in a match.
+    sync_chips : int
+        Length of the sync word at the end of the pattern, chips.
+    max_sync_errors : int
+        Chips of the sync word that may be wrong: fewer than half its distance from
+        the preamble ("0101..."), so that the preamble alone never matches.
+    tone_step_hz : float
+        Spacing of the carrier-offset hypotheses, Hz (divides the deviation).
+    """
+
+    name: str
+    chip_rate_hz: float
+    deviation_hz: float
+    pattern: str
+    max_errors: int
+    sync_chips: int
+    max_sync_errors: int
+    tone_step_hz: float
+
+    @property
+    def n_pattern(self) -> int:
+        """Chips in the pattern."""
+        return len(self.pattern)
+
+
+def _preamble_distance(sync: str) -> int:
+    """Fewest chips in which ``sync`` differs from the "01" preamble at any phase."""
+    return min(sum(a != b for a, b in zip(sync, ("01" * len(sync))[ph:], strict=False))
+               for ph in (0, 1))
+
+
+def _family(name: str, mode: str, direction: str, max_errors: int,
+            step_hz: float) -> ChipFamily:
+    phy = get_phy(mode, direction)
+    sync = phy.sync_chips
+    if phy.line_code == "nrz":  # C sync "010101" + T sync: keep the T-length tail
+        sync = sync[-10:]
+    pattern = "01" * _PATTERN_PAIRS[name] + sync
+    dev = round(phy.deviation_hz / step_hz) * step_hz
+    max_sync = (_preamble_distance(sync) - 1) // 2
+    return ChipFamily(name, phy.chip_rate_hz, dev, pattern, max_errors, len(sync),
+                      max_sync, step_hz)
+
+
+# S: S1/S2/T2-downlink sync (18 chips); TC: T sync = tail of C sync (10 chips); C2
+# downlink: the C sync at 50 kcps.  T and C meters deviate 50 / 45 kHz: one detector
+# at 50 kHz serves both (5 kHz off a 10 us chip costs nothing measurable).
+CHIP_FAMILIES: dict[str, ChipFamily] = {
+    "S": _family("S", "S1", "meter", 4, _TONE_STEP_HZ),
+    "TC": _family("TC", "T1", "meter", 4, _TONE_STEP_HZ),
+    "C2": _family("C2", "C2", "other", 4, _TONE_STEP_C2_HZ),
+}
+
+
+def tone_table(
+    sample_rate_hz: float, n_side: int, step_hz: float
+) -> tuple[npt.NDArray[np.complex64], float]:
+    """Mixers exp(-2 pi j f_i k / fs) for tones f_i = i * step, |i| <= n_side.
+
+    Returns
+    -------
+    table : numpy.ndarray of complex64, shape (2 * n_side + 1, period)
+        Row i is tone (i - n_side) * step over one full period of all tones.
+    step_hz : float
+        Actual tone spacing (``step_hz`` rounded so that one table period is exact).
+    """
+    ratio = Fraction(step_hz / sample_rate_hz).limit_denominator(_MAX_TONE_PERIOD)
+    period, step = ratio.denominator, ratio.numerator
+    k = np.arange(period, dtype=np.int64)
+    rows = np.arange(-n_side, n_side + 1, dtype=np.int64)[:, None]
+    cycles = ((rows * step * k) % period) / period
+    return np.exp(-2j * np.pi * cycles).astype(np.complex64), float(ratio) * sample_rate_hz
+
+
+@njit(cache=True, nogil=True)
+def _popcount64(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@njit(cache=True, nogil=True)
+def _scan_kernel(
+    seg, seg_start, stop, table, hyp_hi, hyp_lo, win, step, pattern, mask, max_err,
+    sync_mask, max_sync_err, merge, state, regs, captured, pend_energy, out,
+):
+    """Scan channel samples up to absolute index ``stop`` for the pattern.
+
+    ``seg`` holds absolute samples seg_start .. stop - 1 and must reach back ``win``
+    samples before the first grid point to process.  ``state`` (int64) = [next grid
+    index, first grid index allowed to match, pending grid, pending hyp, pending
+    errors (-1: none), pending window end]; ``regs`` (uint64, (n_hyp, 4)) the chip
+    registers; ``captured`` (float64, (n_hyp, 4)) each register's recent tone energy
+    (a running average over about four chips), which breaks ties between offsets
+    that match equally well; ``pend_energy`` (float64, (1,)) the pending one's.
+    Writes (grid, hyp, errors) rows into ``out``; returns their number.
+    """
+    n_tones = table.shape[0]
+    period = table.shape[1]
+    n = seg.shape[0]
+    prefix = np.zeros((n_tones, n + 1), dtype=np.complex128)
+    for i in range(n_tones):
+        acc = 0j
+        ph = seg_start % period
+        for k in range(n):
+            acc += seg[k] * table[i, ph]
+            prefix[i, k + 1] = acc
+            ph += 1
+            if ph == period:
+                ph = 0
+    energy = np.empty(n_tones, dtype=np.float64)
+    n_out = 0
+    g = state[0]
+    n_hyp = hyp_hi.shape[0]
+    n_reg = regs.shape[1]
+    while True:
+        last = np.int64(np.floor(g * step))
+        if last >= stop:
+            break
+        k1 = last - seg_start + 1
+        for i in range(n_tones):
+            d = prefix[i, k1] - prefix[i, k1 - win]
+            energy[i] = d.real * d.real + d.imag * d.imag
+        r = g % n_reg
+        for j in range(n_hyp):
+            e_one = energy[hyp_hi[j]]
+            e_zero = energy[hyp_lo[j]]
+            bit = np.uint64(1) if e_one > e_zero else np.uint64(0)
+            reg = ((regs[j, r] << np.uint64(1)) | bit) & mask
+            regs[j, r] = reg
+            captured[j, r] = 0.75 * captured[j, r] + e_one + e_zero
+            if g < state[1]:
+                continue
+            diff = reg ^ pattern
+            err = np.int64(_popcount64(diff))
+            if err > max_err or np.int64(_popcount64(diff & sync_mask)) > max_sync_err:
+                continue
+            better = state[4] < 0 or err < state[4] or (
+                err == state[4] and captured[j, r] > pend_energy[0])
+            if better:
+                if state[4] < 0:
+                    state[5] = g + merge
+                state[2] = g
+                state[3] = j
+                state[4] = err
+                pend_energy[0] = captured[j, r]
+        if state[4] >= 0 and g >= state[5]:
+            out[n_out, 0] = state[2]
+            out[n_out, 1] = state[3]
+            out[n_out, 2] = state[4]
+            n_out += 1
+            state[4] = -1
+        g += 1
+    state[0] = g
+    return n_out
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCandidate:
+    """A pattern match: where, at which coarse carrier offset, how good.
+
+    Attributes
+    ----------
+    end_sample : int
+        Channel sample index one past the last sample of the last pattern chip's
+        window (the nominal end of the sync word).
+    cfo_hz : float
+        Coarse carrier offset, Hz (the hypothesis' centre, 25 kHz grid).
+    errors : int
+        Pattern chips that differed.
+    """
+
+    end_sample: int
+    cfo_hz: float
+    errors: int
+
+
+class SyncScanner:
+    """Streaming pattern search on one channel (see the module docstring).
+
+    Parameters
+    ----------
+    family : ChipFamily
+    sample_rate_hz : float
+        Channel sample rate, Hz.
+    """
+
+    def __init__(self, family: ChipFamily, sample_rate_hz: float) -> None:
+        self.family = family
+        self.sample_rate_hz = float(sample_rate_hz)
+        sps = sample_rate_hz / family.chip_rate_hz
+        self.grid_step = sps / GRID_PER_CHIP
+        self.window = max(1, int(round(sps)))
+        step = family.tone_step_hz
+        n_dev = int(round(family.deviation_hz / step))
+        n_side = int(round(_MAX_HYP_HZ / step))
+        self.table, self.tone_step_hz = tone_table(sample_rate_hz, n_side + n_dev, step)
+        hyps = np.arange(-n_side, n_side + 1)
+        centre = n_side + n_dev  # row of tone 0
+        # chip 1 = upper tone when HIGH_FREQ_CHIP == 1 (dsp.modes)
+        upper, lower = centre + hyps + n_dev, centre + hyps - n_dev
+        one, zero = (upper, lower) if HIGH_FREQ_CHIP == 1 else (lower, upper)
+        self.hyp_one = one.astype(np.int64)
+        self.hyp_zero = zero.astype(np.int64)
+        self.hyp_cfo_hz = hyps * self.tone_step_hz
+        bits = [int(c) for c in family.pattern]
+        self.pattern = np.uint64(int("".join(map(str, bits)), 2))
+        self.mask = np.uint64((1 << len(bits)) - 1)
+        self.sync_mask = np.uint64((1 << family.sync_chips) - 1)
+        self.regs = np.zeros((hyps.size, GRID_PER_CHIP), dtype=np.uint64)
+        self.captured = np.zeros((hyps.size, GRID_PER_CHIP), dtype=np.float64)
+        self.pend_energy = np.zeros(1, dtype=np.float64)
+        self.state = np.zeros(6, dtype=np.int64)
+        self.state[4] = -1
+
+    @property
+    def history_samples(self) -> int:
+        """Samples before the next grid point that a scan reads."""
+        return self.window + 1
+
+    def next_sample(self) -> int:
+        """Channel sample index of the next grid point to be processed."""
+        return int(np.floor(self.state[0] * self.grid_step))
+
+    def reset(self, at_sample: int) -> list[SyncCandidate]:
+        """Empty the registers and continue from ``at_sample`` (at the earliest one
+        chip window into the stream); return the pending candidate, if any."""
+        out = self._take_pending()
+        at_sample = max(int(at_sample), self.history_samples)
+        g = int(np.ceil(at_sample / self.grid_step))
+        while np.floor(g * self.grid_step) < at_sample:
+            g += 1
+        self.state[0] = g
+        self.state[1] = g + GRID_PER_CHIP * self.family.n_pattern
+        self.regs[:] = 0
+        self.captured[:] = 0.0
+        return out
+
+    def _take_pending(self) -> list[SyncCandidate]:
+        if self.state[4] < 0:
+            return []
+        cand = self._candidate(self.state[2], self.state[3], self.state[4])
+        self.state[4] = -1
+        return [cand]
+
+    def _candidate(self, grid: int, hyp: int, errors: int) -> SyncCandidate:
+        end = int(np.floor(grid * self.grid_step)) + 1
+        return SyncCandidate(end, float(self.hyp_cfo_hz[hyp]), int(errors))
+
+    def scan(
+        self, seg: npt.NDArray[np.complex64], seg_start: int, stop: int
+    ) -> list[SyncCandidate]:
+        """Process every grid point whose sample lies before ``stop``.
+
+        Parameters
+        ----------
+        seg : numpy.ndarray of complex64
+            Channel samples from absolute index ``seg_start`` to ``stop`` - 1; must
+            start at least ``history_samples`` before ``next_sample()``.
+        seg_start, stop : int
+            Absolute channel sample indices.
+
+        Returns
+        -------
+        list of SyncCandidate
+            Candidates whose merge window closed in this scan.
+
+        Raises
+        ------
+        ValueError
+            If ``seg`` does not reach back far enough or is not complex64.
+        """
+        if seg.dtype != np.complex64 or seg.size != stop - seg_start:
+            raise ValueError("seg must be complex64 holding samples seg_start..stop-1")
+        if self.next_sample() - seg_start < self.window - 1:
+            raise ValueError("seg must start a chip window before next_sample()")
+        n_grid = int((stop - self.next_sample()) / self.grid_step) + 2
+        out = np.zeros((max(n_grid // _MERGE_GRID + 2, 2), 3), dtype=np.int64)
+        n_out = _scan_kernel(
+            np.ascontiguousarray(seg), seg_start, stop, self.table, self.hyp_one,
+            self.hyp_zero, self.window, self.grid_step, self.pattern, self.mask,
+            self.family.max_errors, self.sync_mask, self.family.max_sync_errors,
+            _MERGE_GRID, self.state, self.regs, self.captured, self.pend_energy, out,
+        )
+        return [self._candidate(*row) for row in out[:n_out]]
+
+
+def scan_reference(
+    z: npt.NDArray[np.complex64],
+    z_start: int,
+    scanner: SyncScanner,
+    first_grid: int,
+) -> list[tuple[int, int, int]]:
+    """Plain-numpy twin of ``SyncScanner.scan`` from empty registers.
+
+    Window energies come from direct convolutions of each mixed tone with a box of
+    one chip; each grid point's register is rebuilt from the chips K grid periods
+    back; matches are merged by a separate pass.  Returns (grid, hyp, errors) of the
+    candidates whose merge window closed inside ``z`` (grid points from
+    ``first_grid`` whose sample lies in z[window:]).
+    """
+    win, step = scanner.window, scanner.grid_step
+    n_tones, period = scanner.table.shape
+    idx = (z_start + np.arange(z.size)) % period
+    mixed = z.astype(np.complex128)[None, :] * scanner.table[:, idx].astype(np.complex128)
+    # energy[i, n]: tone i over samples n - win + 1 .. n (valid from n = win - 1)
+    box = np.ones(win)
+    energy = np.array([np.abs(np.convolve(m, box)[: z.size]) ** 2 for m in mixed])
+    g_all = np.arange(first_grid, first_grid + int(z.size / step) + 2)
+    samples = np.floor(g_all * step).astype(np.int64) - z_start
+    g_all = g_all[samples < z.size]
+    samples = samples[samples < z.size]
+    chips = energy[scanner.hyp_one][:, samples] > energy[scanner.hyp_zero][:, samples]
+    # each register's recent energy: average with weight 0.75 per chip, register by
+    # register (grid points GRID_PER_CHIP apart)
+    power = (energy[scanner.hyp_one] + energy[scanner.hyp_zero])[:, samples]
+    captured = np.zeros_like(power)
+    for pos in range(power.shape[1]):
+        back = captured[:, pos - GRID_PER_CHIP] if pos >= GRID_PER_CHIP else 0.0
+        captured[:, pos] = 0.75 * back + power[:, pos]
+    fam = scanner.family
+    want = np.array([int(c) for c in fam.pattern], dtype=bool)
+    n_pat = want.size
+    matches = []
+    for pos in range(GRID_PER_CHIP * n_pat, g_all.size):
+        taps = pos - GRID_PER_CHIP * np.arange(n_pat - 1, -1, -1)
+        wrong = chips[:, taps] != want[None, :]
+        errors = wrong.sum(axis=1)
+        sync_errors = wrong[:, n_pat - fam.sync_chips:].sum(axis=1)
+        ok = (errors <= fam.max_errors) & (sync_errors <= fam.max_sync_errors)
+        for hyp in np.flatnonzero(ok):
+            matches.append((int(g_all[pos]), int(hyp), int(errors[hyp]),
+                            float(captured[hyp, pos])))
+    return _merge_reference(matches, int(g_all[-1]) if g_all.size else first_grid)
+
+
+def _merge_reference(
+    matches: list[tuple[int, int, int, float]], last_grid: int
+) -> list[tuple[int, int, int]]:
+    """Keep the best match of each window of _MERGE_GRID grid points: fewest errors,
+    then most captured energy, then the first."""
+    out, best, window_end = [], None, 0
+    for grid in sorted({m[0] for m in matches}):
+        if best is not None and grid > window_end:
+            out.append(best[:3])
+            best = None
+        for match in (m for m in matches if m[0] == grid):
+            if best is None:
+                best, window_end = match, grid + _MERGE_GRID
+            elif (match[2], -match[3]) < (best[2], -best[3]):
+                best = match
+    if best is not None and last_grid >= window_end:
+        out.append(best[:3])
+    return out
