@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   create .venv, install, decode the bundled example
+#   make demo   create .venv, install, receive every telegram of the bundled recording
 #   make test   create .venv, install with test dependencies (and, as root, the Debian
 #               packages some tests use), run pytest
 PYTHON ?= python3
@@ -31,6 +31,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 demo: install
+	$(BIN)/wmbus replay recordings/multimode_868.95M_2400k.sigmf-meta --keys recordings/keys.txt
 	$(BIN)/wmbus decode --keys recordings/keys.txt - < recordings/example_telegrams.txt
 
 test: install-test system-deps

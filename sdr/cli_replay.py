@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sdr.cliutil import UsageError
+from sdr.mqtt import add_mqtt_arguments
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -84,6 +85,7 @@ def add_replay_parser(sub: argparse._SubParsersAction, add_key_options) -> None:
         action="store_true",
         help="also output frames whose CRCs failed, marked as such",
     )
+    add_mqtt_arguments(parser)
     parser.set_defaults(handler=run_replay)
 
 
@@ -213,7 +215,9 @@ def replay(
         For a malformed --key or key file.
     """
     from sdr.keys import keyring_from_options
-    from sdr.output_rx import ReceptionWriter
+    from sdr.mqtt_publish import publisher_from_args
+    from sdr.output_rx import ReceptionWriter, reception_to_dict
+    from sdr.reception import Reception
     from sdr.pipeline import ReceivePipeline, run_pipeline
     from sdr.reception import parse_phys
     from stack.errors import SourceError
@@ -239,14 +243,28 @@ def replay(
             raise SourceError(f"{source.name}: {exc}") from None
         if args.modes is not None:  # asked for by name: say if one cannot be heard
             _warn_missing_channels(pipeline.receiver, phys, err)
-        writer = ReceptionWriter(out, args.output, _sigmf_start_time(source))
+        start_time = _sigmf_start_time(source)
+        writer = ReceptionWriter(out, args.output, start_time)
+        publisher = publisher_from_args(
+            args, lambda: {**pipeline.counters.as_dict(), "samples": source.samples_read}
+        )
         progress = _Progress.for_source(source, err)
+
+        def emit(reception: Reception) -> bool:
+            if publisher is not None and reception.crc_ok:
+                publisher.publish(reception_to_dict(reception, start_time))
+            return writer.write(reception)
+
         try:
-            run_pipeline(source, pipeline, writer.write, progress)
+            run_pipeline(source, pipeline, emit, progress)
         finally:
             if progress is not None:
                 progress.close()
             print(f"wmbus: {pipeline.counters.summary()}", file=err, flush=True)
+            if publisher is not None:
+                counts = publisher.close(timeout_s=5.0)
+                print(f"wmbus: MQTT {counts.published} published, {counts.dropped} "
+                      "dropped", file=err, flush=True)
     return 0
 
 
