@@ -38,12 +38,15 @@ class SampleBuffer:
             size = self._data.size
             while n_held + z.size > size // 2:
                 size *= 2
-            fresh = np.zeros(size, dtype=np.complex64) if size != self._data.size \
+            fresh = (
+                np.zeros(size, dtype=np.complex64)
+                if size != self._data.size
                 else self._data
-            fresh[:n_held] = self._data[self._lo: self._lo + n_held]
+            )
+            fresh[:n_held] = self._data[self._lo : self._lo + n_held]
             self._data, self._lo = fresh, 0
         pos = self._lo + n_held
-        self._data[pos: pos + z.size] = z
+        self._data[pos : pos + z.size] = z
         self.end += z.size
 
     def get(self, start: int, stop: int) -> npt.NDArray[np.complex64]:
@@ -55,10 +58,12 @@ class SampleBuffer:
             If the range is not held (trimmed already, or not yet received).
         """
         if not self.start <= start <= stop <= self.end:
-            raise ValueError(f"samples {start}..{stop} not held "
-                             f"(buffer holds {self.start}..{self.end})")
+            raise ValueError(
+                f"samples {start}..{stop} not held "
+                f"(buffer holds {self.start}..{self.end})"
+            )
         lo = self._lo + start - self.start
-        return self._data[lo: lo + stop - start]
+        return self._data[lo : lo + stop - start]
 
     def trim(self, keep_from: int) -> None:
         """Forget samples before absolute index ``keep_from``."""

@@ -26,10 +26,11 @@ import numpy as np
 import numpy.typing as npt
 
 from dsp.buffer import SampleBuffer
-from dsp.channel import ChannelOutput
+from dsp.channel_plan import ChannelOutput
+from dsp.chipfamily import CHIP_FAMILIES
 from dsp.framing import PacketDecoder, PacketResult, Probe
 from dsp.squelch import LOOKAHEAD_BLOCKS, NoiseGate
-from dsp.sync import CHIP_FAMILIES, SyncCandidate, SyncScanner
+from dsp.sync import SyncCandidate, SyncScanner
 
 __all__ = ["ChainResult", "ChannelChain"]
 
@@ -56,7 +57,7 @@ class ChainResult:
 class _Pending:
     cand: SyncCandidate
     noise_power: float
-    found_at: int  # channel sample count when the scan produced it
+    found_at: int  # channel sample count by which the scan has surely produced it
     probe: Probe | None = None
 
 
@@ -73,8 +74,9 @@ class ChannelChain:
         Report frames whose CRCs fail (when they look like real frames).
     """
 
-    def __init__(self, output: ChannelOutput, phys: tuple[str, ...],
-                 emit_bad_crc: bool) -> None:
+    def __init__(
+        self, output: ChannelOutput, phys: tuple[str, ...], emit_bad_crc: bool
+    ) -> None:
         self.output = output
         rate = output.sample_rate_hz
         family = CHIP_FAMILIES[output.channel.name]
@@ -88,12 +90,14 @@ class ChannelChain:
         self._suppress_until = -1.0
         self._last_ready = 0
 
-    def process(self, z: npt.NDArray[np.complex64], final: bool = False
-                ) -> list[ChainResult]:
+    def process(
+        self, z: npt.NDArray[np.complex64], final: bool = False
+    ) -> list[ChainResult]:
         """Take the channel's next samples; return the packets decided by now.
 
-        ``final`` ends the stream: the last partial block is measured, pending
-        candidates are decided with what has arrived, and the chain starts afresh.
+        ``final`` ends the stream: the sync search runs to the last sample, and
+        pending candidates are decided with what has arrived (the receiver then
+        replaces the chain with a fresh one).
         """
         self.buffer.append(z)
         blk = self.gate.block_len
@@ -151,7 +155,7 @@ class ChannelChain:
             noise = self.gate.floor(min(cand.end_sample // blk, self.gate.n_blocks - 1))
             self._queue.append(_Pending(cand, noise, found_at))
 
-    # -- decoding ------------------------------------------------------------------------
+    # -- decoding ---------------------------------------------------------------------
     def _decode(self, final: bool) -> list[ChainResult]:
         out = []
         while self._queue:
@@ -203,7 +207,7 @@ class ChannelChain:
         self._last_ready = ready
         return True
 
-    # -- memory ------------------------------------------------------------------------
+    # -- memory -----------------------------------------------------------------------
     def _trim(self) -> None:
         keep = self._scan_block * self.gate.block_len
         if self._scanning:

@@ -1,34 +1,22 @@
 """Channelizer: one wide complex baseband -> one narrow baseband per wM-Bus channel.
 
-Signal picture (default tuning, 868.95 MHz at 2.4 MS/s)::
+Signal picture (default tuning, 868.95 MHz at 2.4 MS/s; the plan is
+``dsp.channel_plan``)::
 
     input iq, complex64, fs = 2.4 MS/s, centre 868.95 MHz
-      |-------------------------- 2.4 MHz --------------------------|
-            S 868.3                T/C 868.95          C2 869.525
-            -650 kHz               0 kHz               +575 kHz
               |                      |                     |
-     mix by -offset (NCO table)  mix by 0             mix by -575 kHz
-     low-pass, decimate by D     low-pass, /D          low-pass, /D
+     mix by +650 kHz (NCO table) mix by 0              mix by -575 kHz
+     low-pass, decimate by 4     low-pass, /4          low-pass, /4
               v                      v                     v
      S channel, 600 kS/s       T/C channel, 600 kS/s  C2 channel, 600 kS/s
 
-Each channel keeps a passband wide enough for its tones (carrier +- deviation), the
-chip-rate main lobe and a meter carrier offset of +-80 kHz: 170 kHz (S), 180 kHz
-(T/C), 130 kHz (C2), one-sided.  The output rate fs / D is the highest integer
-decimation giving at least three (C2: four) times that passband, so the low-pass
-(Kaiser window, 50 dB) can have a wide transition band and few taps; aliases of the
-band edge stay outside the passband after decimation.
-
 Output sample ``m`` of a channel is the filtered sample whose last input is input
 index ``m * D + D - 1``; its centre (group delay removed) is input time
-``m * D + D - 1 - (n_taps - 1) / 2``, see ``ChannelOutput.input_time``.
+``m * D + D - 1 - (n_taps - 1) / 2`` (``ChannelOutput.input_time``).  A tone of
+amplitude 1 in the passband comes out with amplitude 1 (0 dBFS stays 0 dBFS).
 
-The mixer reads a table of exp(-2 pi j q k / P), with q / P the channel offset over the
-sample rate (exact when both are whole numbers of Hz and P <= 2**16, otherwise rounded
-to a 2**16-entry table: at most 20 Hz error at 2.4 MS/s, reported as
-``ChannelOutput.nco_error_hz`` so carrier offsets stay exact).  State (NCO position,
-filter history, decimation phase, DC estimate) carries across blocks, so the output
-does not depend on how the input is cut.
+State (NCO position, filter history, decimation phase, DC estimate) carries across
+blocks, so the output does not depend on how the input is cut.
 
 A channel whose passband holds 0 Hz of the input also holds a tuner's DC spike; it
 gets a DC blocker: the mean of each block of 1024 output samples feeds a one-pole
@@ -39,221 +27,26 @@ the much shorter FSK tones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
-
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from dsp.channel_plan import ChannelOutput, nco_table
+
 __all__ = [
-    "RadioChannel",
-    "RADIO_CHANNELS",
-    "ChannelOutput",
-    "plan_channels",
-    "design_lowpass",
     "channelize_reference",
     "block_dc_reference",
     "Channelizer",
-    "MIN_SAMPLE_RATE_HZ",
 ]
 
-#: Lowest input rate the receiver accepts (issue 4: any rate >= 1.2 MS/s).
-MIN_SAMPLE_RATE_HZ = 1_200_000.0
-
-# Largest meter carrier offset the receiver must tolerate (issue 4: +-80 kHz).
-_MAX_CFO_HZ = 80_000.0
-# Output rate at least this many passbands: leaves a transition band of one passband
-# or more.  The C2 downlink's narrow passband would allow a lower rate, but its
-# filter would then need many more taps; it is rarely on air, so its rate is kept up.
-_RATE_PER_PASSBAND = {"S": 3.0, "TC": 3.0, "C2": 4.0}
-# Stop-band attenuation of the channel filters, dB.
-_STOPBAND_DB = 50.0
-# Largest exact NCO period; beyond it the offset is rounded to a table of this size.
-_MAX_NCO_PERIOD = 1 << 16
 # DC blocker: block means of this many samples, averaged with a time constant of
 # _DC_SAMPLES (a running mean over the first blocks).
 _DC_BLOCK = 1024
 _DC_SAMPLES = 4096
 # The mixer table repeats its period up to at least this many entries.
 _NCO_MIN_TABLE = 4096
-# Input samples per kernel call: small enough for the scratch arrays to stay in cache.
+# Input samples per kernel chunk: small enough for the scratch arrays to stay in cache.
 _CHUNK_SAMPLES = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class RadioChannel:
-    """One wM-Bus radio channel and the receiver chains it carries.
-
-    Attributes
-    ----------
-    name : str
-        "S" (868.3 MHz), "TC" (868.95 MHz) or "C2" (869.525 MHz).
-    channel_hz : float
-        Nominal channel centre, Hz (EN 13757-4, reference 1.1).
-    passband_hz : float
-        One-sided passband kept around the centre, Hz: deviation + about half the
-        chip rate + the largest carrier offset.
-    phys : tuple of str
-        Receiver chains on this channel ("S"; "T" and "C"; "C2").
-    """
-
-    name: str
-    channel_hz: float
-    passband_hz: float
-    phys: tuple[str, ...]
-
-
-# Passbands: S 50 kHz deviation + 33 kHz (32.768 kcps main lobe) + 80 kHz offset;
-# T/C 50 + 50 + 80; C2 downlink 25 kHz GFSK + 25 + 80 (reference 1.1).
-RADIO_CHANNELS: tuple[RadioChannel, ...] = (
-    RadioChannel("S", 868_300_000.0, 50e3 + 40e3 + _MAX_CFO_HZ, ("S",)),
-    RadioChannel("TC", 868_950_000.0, 50e3 + 50e3 + _MAX_CFO_HZ, ("T", "C")),
-    RadioChannel("C2", 869_525_000.0, 25e3 + 25e3 + _MAX_CFO_HZ, ("C2",)),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelOutput:
-    """How one channel is extracted from the input stream.
-
-    Attributes
-    ----------
-    channel : RadioChannel
-    offset_hz : float
-        Channel centre minus input centre frequency, Hz (exact).
-    nco_error_hz : float
-        Mixer frequency minus ``offset_hz``, Hz (0 when the NCO table is exact).  A
-        carrier at ``channel_hz + x`` appears in the channel at ``x - nco_error_hz``.
-    decimation : int
-        Input samples per output sample.
-    sample_rate_hz : float
-        Output rate, Hz.
-    taps : numpy.ndarray of float32
-        Low-pass filter, unit gain at DC.
-    dc_block : bool
-        True when the passband holds the input's 0 Hz (a DC blocker runs).
-    """
-
-    channel: RadioChannel
-    offset_hz: float
-    nco_error_hz: float
-    decimation: int
-    sample_rate_hz: float
-    taps: npt.NDArray[np.float32]
-    dc_block: bool
-
-    def input_time(self, channel_time: float | npt.NDArray[np.float64]) -> float:
-        """Input sample time (samples) of a channel sample time (samples, may be
-        fractional): the filter's group delay is removed."""
-        delay = (self.taps.size - 1) / 2.0
-        return channel_time * self.decimation + self.decimation - 1 - delay
-
-
-def design_lowpass(
-    sample_rate_hz: float, passband_hz: float, out_rate_hz: float
-) -> npt.NDArray[np.float32]:
-    """Kaiser-window low-pass keeping ``passband_hz`` and rejecting its aliases.
-
-    Parameters
-    ----------
-    sample_rate_hz : float
-        Input rate, Hz.
-    passband_hz : float
-        One-sided passband edge, Hz.
-    out_rate_hz : float
-        Rate after decimation, Hz; must exceed 2 * passband_hz.  The stop band starts
-        at ``out_rate_hz - passband_hz``, the first frequency that folds into the
-        passband.
-
-    Returns
-    -------
-    numpy.ndarray of float32, shape (n_taps,)
-        Taps with unit DC gain.
-
-    Raises
-    ------
-    ValueError
-        If the output rate leaves no transition band.
-    """
-    stop_hz = out_rate_hz - passband_hz
-    if not stop_hz > passband_hz:
-        raise ValueError(
-            f"output rate {out_rate_hz:.0f} Hz leaves no transition band for a "
-            f"{passband_hz:.0f} Hz passband"
-        )
-    n_taps, beta = _kaiser_order(_STOPBAND_DB, (stop_hz - passband_hz) / sample_rate_hz)
-    cutoff = (passband_hz + stop_hz) / 2.0 / sample_rate_hz  # cycles per sample
-    centred = np.arange(n_taps) - (n_taps - 1) / 2.0
-    taps = 2.0 * cutoff * np.sinc(2.0 * cutoff * centred) * np.kaiser(n_taps, beta)
-    return (taps / taps.sum()).astype(np.float32)
-
-
-def _kaiser_order(atten_db: float, width_cycles: float) -> tuple[int, float]:
-    """Taps and Kaiser beta for a stop band ``atten_db`` down after a transition
-    ``width_cycles`` wide (cycles per sample): Kaiser's formulas, as in Oppenheim &
-    Schafer, Discrete-Time Signal Processing, 7.6.  (Written here rather than taken
-    from scipy.signal: that import alone costs ~70 MB of memory.)"""
-    if atten_db > 50:
-        beta = 0.1102 * (atten_db - 8.7)
-    elif atten_db > 21:
-        beta = 0.5842 * (atten_db - 21) ** 0.4 + 0.07886 * (atten_db - 21)
-    else:
-        beta = 0.0
-    n_taps = int(np.ceil((atten_db - 7.95) / (2.285 * 2 * np.pi * width_cycles) + 1))
-    return n_taps, beta
-
-
-def _nco_table(
-    offset_hz: float, sample_rate_hz: float
-) -> tuple[npt.NDArray[np.complex64], float]:
-    """Mixer table exp(-2 pi j q k / P), k < P, and its frequency error, Hz."""
-    ratio = Fraction(offset_hz / sample_rate_hz).limit_denominator(_MAX_NCO_PERIOD)
-    if abs(float(ratio) * sample_rate_hz - offset_hz) > 1e-6:
-        ratio = Fraction(round(offset_hz / sample_rate_hz * _MAX_NCO_PERIOD),
-                         _MAX_NCO_PERIOD)
-    period, step = ratio.denominator, ratio.numerator
-    k = np.arange(period, dtype=np.int64)
-    cycles = ((k * step) % period) / period  # exact integer reduction, then float
-    table = np.exp(-2j * np.pi * cycles).astype(np.complex64)
-    return table, float(ratio) * sample_rate_hz - offset_hz
-
-
-def plan_channels(
-    sample_rate_hz: float, center_freq_hz: float, names: tuple[str, ...] | None = None
-) -> list[ChannelOutput]:
-    """The radio channels whose passband lies inside the sampled band, and how to
-    extract each.
-
-    Parameters
-    ----------
-    sample_rate_hz : float
-        Input rate, Hz.
-    center_freq_hz : float
-        Input centre frequency, Hz.
-    names : tuple of str or None
-        Radio channel names to consider ("S", "TC", "C2"); None for all.
-
-    Returns
-    -------
-    list of ChannelOutput
-        In the order of ``RADIO_CHANNELS``; channels outside the band are left out.
-    """
-    out = []
-    for chan in RADIO_CHANNELS:
-        if names is not None and chan.name not in names:
-            continue
-        offset_hz = chan.channel_hz - center_freq_hz
-        if abs(offset_hz) + chan.passband_hz > sample_rate_hz / 2.0:
-            continue
-        min_rate_hz = _RATE_PER_PASSBAND[chan.name] * chan.passband_hz
-        decim = max(1, int(sample_rate_hz // min_rate_hz))
-        rate = sample_rate_hz / decim
-        taps = design_lowpass(sample_rate_hz, chan.passband_hz, rate)
-        _, nco_error = _nco_table(offset_hz, sample_rate_hz)
-        dc_block = abs(offset_hz) < chan.passband_hz
-        out.append(ChannelOutput(chan, offset_hz, nco_error, decim, rate, taps, dc_block))
-    return out
 
 
 @njit(cache=True, nogil=True)
@@ -266,8 +59,18 @@ def _channelize_kernel(
     n_done = 0
     for lo in range(0, iq.shape[0], chunk):
         n_out, nco_pos, phase = _channelize_chunk(
-            iq[lo: lo + chunk], nco_re, nco_im, nco_pos, taps_rev, decim, work_re,
-            work_im, phase, poly, out[n_done:])
+            iq[lo : lo + chunk],
+            nco_re,
+            nco_im,
+            nco_pos,
+            taps_rev,
+            decim,
+            work_re,
+            work_im,
+            phase,
+            poly,
+            out[n_done:],
+        )
         n_done += n_out
     return n_done, nco_pos, phase
 
@@ -299,11 +102,11 @@ def _channelize_chunk(
     pos = nco_pos
     while i < n:
         seg = min(n - i, table_len - pos)
-        src = iq[i: i + seg]
-        c_re = nco_re[pos: pos + seg]
-        c_im = nco_im[pos: pos + seg]
-        d_re = work_re[n_hist + i: n_hist + i + seg]
-        d_im = work_im[n_hist + i: n_hist + i + seg]
+        src = iq[i : i + seg]
+        c_re = nco_re[pos : pos + seg]
+        c_im = nco_im[pos : pos + seg]
+        d_re = work_re[n_hist + i : n_hist + i + seg]
+        d_im = work_im[n_hist + i : n_hist + i + seg]
         for j in range(seg):
             x = src[j]
             d_re[j] = x.real * c_re[j] - x.imag * c_im[j]
@@ -321,8 +124,8 @@ def _channelize_chunk(
         n_work = n_hist + n
         for r in range(decim):
             count = (n_work - r + decim - 1) // decim
-            src_re = work_re[r: n_work: decim]
-            src_im = work_im[r: n_work: decim]
+            src_re = work_re[r:n_work:decim]
+            src_im = work_im[r:n_work:decim]
             dst_re = poly[0, r, :count]
             dst_im = poly[1, r, :count]
             for q in range(count):
@@ -337,16 +140,16 @@ def _channelize_chunk(
             h = taps_rev[k]
             r = (phase + k) % decim
             off = (phase + k) // decim
-            src_re = poly[0, r, off: off + n_out]
-            src_im = poly[1, r, off: off + n_out]
+            src_re = poly[0, r, off : off + n_out]
+            src_im = poly[1, r, off : off + n_out]
             for m in range(n_out):
                 acc_re[m] += h * src_re[m]
                 acc_im[m] += h * src_im[m]
         dst = out[:n_out]
         for m in range(n_out):
             dst[m] = complex(acc_re[m], acc_im[m])
-    hist_re = work_re[n: n + n_hist]
-    hist_im = work_im[n: n + n_hist]
+    hist_re = work_re[n : n + n_hist]
+    hist_im = work_im[n : n + n_hist]
     for k in range(n_hist):
         work_re[k] = hist_re[k]
         work_im[k] = hist_im[k]
@@ -365,7 +168,7 @@ def _dc_block_kernel(z, state):
     i = 0
     while i < n:
         take = min(n - i, block - int(state[4]))
-        seg = z[i: i + take]
+        seg = z[i : i + take]
         dc = complex(state[0], state[1])
         acc_re = state[2]
         acc_im = state[3]
@@ -403,7 +206,9 @@ def channelize_reference(
     """
     freq_hz = out.offset_hz + out.nco_error_hz
     n = np.arange(iq.size, dtype=np.float64)
-    mixed = iq.astype(np.complex128) * np.exp(-2j * np.pi * freq_hz / sample_rate_hz * n)
+    mixed = iq.astype(np.complex128) * np.exp(
+        -2j * np.pi * freq_hz / sample_rate_hz * n
+    )
     full = np.convolve(mixed, out.taps.astype(np.float64))[: iq.size]
     return full[out.decimation - 1 :: out.decimation].astype(np.complex64)
 
@@ -413,8 +218,8 @@ def block_dc_reference(z: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64
     out = z.astype(np.complex128)
     dc = 0j
     for k, lo in enumerate(range(0, z.size, _DC_BLOCK)):
-        block = z[lo: lo + _DC_BLOCK].astype(np.complex128)
-        out[lo: lo + block.size] = block - dc
+        block = z[lo : lo + _DC_BLOCK].astype(np.complex128)
+        out[lo : lo + block.size] = block - dc
         if block.size == _DC_BLOCK:
             dc += (block.mean() - dc) / min(k + 1, _DC_SAMPLES // _DC_BLOCK)
     return out.astype(np.complex64)
@@ -425,7 +230,7 @@ class _ChannelState:
 
     def __init__(self, spec: ChannelOutput, sample_rate_hz: float) -> None:
         self.spec = spec
-        nco, _ = _nco_table(spec.offset_hz, sample_rate_hz)
+        nco, _ = nco_table(spec.offset_hz, sample_rate_hz)
         # Whole periods, at least 4096 entries: the mixer then runs long segments.
         reps = -(-_NCO_MIN_TABLE // nco.size)
         self.nco_re = np.ascontiguousarray(np.tile(nco.real, reps), dtype=np.float32)
@@ -453,8 +258,18 @@ class _ChannelState:
         out = np.empty(iq.size // decim + 1, dtype=np.complex64)
         # the kernel works in chunks of the work arrays' size: they stay in cache
         n_out, self.nco_pos, self.phase = _channelize_kernel(
-            iq, self.nco_re, self.nco_im, self.nco_pos, self.taps_rev, decim,
-            self.work_re[: need], self.work_im[: need], self.phase, self.poly, out)
+            iq,
+            self.nco_re,
+            self.nco_im,
+            self.nco_pos,
+            self.taps_rev,
+            decim,
+            self.work_re[:need],
+            self.work_im[:need],
+            self.phase,
+            self.poly,
+            out,
+        )
         out = out[:n_out]
         if self.spec.dc_block:
             _dc_block_kernel(out, self.dc_state)
@@ -473,10 +288,10 @@ class Channelizer:
 
     Examples
     --------
-    >>> outs = plan_channels(2.4e6, 868.95e6)
-    >>> chan = Channelizer(2.4e6, outs)
+    >>> from dsp.channel_plan import plan_channels
+    >>> chan = Channelizer(2.4e6, plan_channels(2.4e6, 868.95e6))
     >>> [z.size for z in chan.process(np.zeros(2400, np.complex64))]
-    [600, 600, 400]
+    [600, 600, 600]
     """
 
     def __init__(self, sample_rate_hz: float, outputs: list[ChannelOutput]) -> None:
@@ -503,7 +318,9 @@ class Channelizer:
             If ``iq`` is not a 1-D complex64 array.
         """
         if not isinstance(iq, np.ndarray) or iq.dtype != np.complex64 or iq.ndim != 1:
-            raise ValueError("iq must be a 1-D complex64 numpy array; convert with "
-                             "np.asarray(iq, dtype=np.complex64)")
+            raise ValueError(
+                "iq must be a 1-D complex64 numpy array; convert with "
+                "np.asarray(iq, dtype=np.complex64)"
+            )
         iq = np.ascontiguousarray(iq)
         return [state.process(iq) for state in self._states]

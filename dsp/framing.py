@@ -28,18 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from dsp.chipfamily import ChipFamily
 from dsp.fsk import coherent_soft, measure_offset
+from dsp.header import HeaderFit, fit_header
 from dsp.modes import HIGH_FREQ_CHIP, get_phy
 from dsp.softline import CHIPS_PER_BYTE, decode_soft
-from dsp.sync import ChipFamily, SyncCandidate
-from dsp.timing import (
-    HeaderFit,
-    Track,
-    correlate_chips,
-    fit_header,
-    smooth_times,
-    track_chips,
-)
+from dsp.sync import SyncCandidate
+from dsp.timing import Track, correlate_chips, smooth_times, track_chips
 from stack.frame import on_air_length, strip_crcs
 
 __all__ = ["Reading", "Probe", "PacketResult", "PacketDecoder", "readings_for"]
@@ -101,8 +96,10 @@ def readings_for(family: ChipFamily) -> list[Reading]:
             for fmt in ("A", "B")
         ]
     c2 = get_phy("C2", "other")
-    return [Reading("C2", fmt, "nrz", c2.marker_chips(fmt), len(c2.sync_chips))
-            for fmt in ("A", "B")]
+    return [
+        Reading("C2", fmt, "nrz", c2.marker_chips(fmt), len(c2.sync_chips))
+        for fmt in ("A", "B")
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,18 +167,25 @@ class PacketDecoder:
         Also return frames whose CRCs fail (only when they look like real frames).
     """
 
-    def __init__(self, family: ChipFamily, phys: tuple[str, ...],
-                 sample_rate_hz: float, emit_bad_crc: bool) -> None:
+    def __init__(
+        self,
+        family: ChipFamily,
+        phys: tuple[str, ...],
+        sample_rate_hz: float,
+        emit_bad_crc: bool,
+    ) -> None:
         self.family = family
         self.readings = [r for r in readings_for(family) if r.phy in phys]
         self.sample_rate_hz = float(sample_rate_hz)
         self.sps = sample_rate_hz / family.chip_rate_hz
         self.emit_bad_crc = emit_bad_crc
         self.known = np.array([int(c) for c in family.pattern], dtype=np.uint8)
-        self.probe_chips = max(len(r.marker) + _FIRST_BLOCK_BYTES
-                               * CHIPS_PER_BYTE[r.line_code] for r in self.readings)
+        self.probe_chips = max(
+            len(r.marker) + _FIRST_BLOCK_BYTES * CHIPS_PER_BYTE[r.line_code]
+            for r in self.readings
+        )
 
-    # -- step 1 -----------------------------------------------------------------
+    # -- step 1 -----------------------------------------------------------------------
     def probe_need(self, cand: SyncCandidate) -> int:
         """Absolute channel sample index ``probe`` needs."""
         chips = self.probe_chips * _RATE_MARGIN + _MARGIN_CHIPS
@@ -214,8 +218,16 @@ class PacketDecoder:
         start = self.span_start(cand)
         fam = self.family
         head_stop = int(cand.end_sample + 2 * self.sps) - start
-        fit = fit_header(z[:head_stop], start, self.known, cand.end_sample, cand.cfo_hz,
-                         fam.chip_rate_hz, fam.deviation_hz, self.sample_rate_hz)
+        fit = fit_header(
+            z[:head_stop],
+            start,
+            self.known,
+            cand.end_sample,
+            cand.cfo_hz,
+            fam.chip_rate_hz,
+            cand.deviation_hz,
+            self.sample_rate_hz,
+        )
         if fit.score < _MIN_SCORE:
             return None
         track = self._track(z, start, fit, fam.n_pattern + self.probe_chips)
@@ -232,8 +244,9 @@ class PacketDecoder:
         end = fit.end_time + (longest * _RATE_MARGIN + _MARGIN_CHIPS) * fit.period
         return Probe(fit, start, tuple(kept), int(math.ceil(end)))
 
-    def _soft_variants(self, z, start: int, fit: HeaderFit, track: Track
-                       ) -> tuple[list[npt.NDArray[np.float64]], Track | None]:
+    def _soft_variants(
+        self, z, start: int, fit: HeaderFit, track: Track
+    ) -> tuple[list[npt.NDArray[np.float64]], Track | None]:
         """Data chips (after the pattern) to try: coherent first, then square law;
         and the correlators over smoothed chip times the coherent chips came from.
 
@@ -245,10 +258,17 @@ class PacketDecoder:
         if track.soft.size <= n_pat:
             return [], None
         f_one, f_zero = self._tones(fit)
-        smooth = correlate_chips(z, start, f_one, f_zero,
-                                 smooth_times(track.times, track.period), track.period)
-        coherent = coherent_soft(smooth.y_one, smooth.y_zero, self.known,
-                                 manchester=self.family.name == "S")
+        smooth = correlate_chips(
+            z,
+            start,
+            f_one,
+            f_zero,
+            smooth_times(track.times, track.period),
+            track.period,
+        )
+        coherent = coherent_soft(
+            smooth.y_one, smooth.y_zero, self.known, manchester=self.family.name == "S"
+        )
         return [coherent[n_pat:], track.soft[n_pat:]], smooth
 
     def _order(self, data: npt.NDArray[np.float64]) -> list[Reading]:
@@ -264,11 +284,12 @@ class PacketDecoder:
                 scored.append((_MAX_MARKER_ERRORS + 0.5, reading))
         return [r for _, r in sorted(scored, key=lambda item: item[0])]
 
-    def _frame_chips(self, reading: Reading, data: npt.NDArray[np.float64],
-                     plausible: bool) -> int:
+    def _frame_chips(
+        self, reading: Reading, data: npt.NDArray[np.float64], plausible: bool
+    ) -> int:
         """On-air chips of the frame under this reading, or 0 if it cannot be one."""
         per_byte = CHIPS_PER_BYTE[reading.line_code]
-        body = data[len(reading.marker):]
+        body = data[len(reading.marker) :]
         if body.size < _FIRST_BLOCK_BYTES * per_byte:  # the span ended early
             return 0
         head, n_invalid = decode_soft(body[:per_byte], reading.line_code)
@@ -277,27 +298,33 @@ class PacketDecoder:
         except ValueError:  # FrameError: L too small for the format
             return 0
         if reading.frame_format == "A":
-            first, n_invalid = decode_soft(body[: _FIRST_BLOCK_BYTES * per_byte],
-                                           reading.line_code)
+            first, n_invalid = decode_soft(
+                body[: _FIRST_BLOCK_BYTES * per_byte], reading.line_code
+            )
             if not self._first_block_ok(first, n_invalid, reading, plausible):
                 return 0
         return n_bytes * per_byte
 
-    def _first_block_ok(self, first: bytes, n_invalid: int, reading: Reading,
-                        plausible: bool) -> bool:
+    def _first_block_ok(
+        self, first: bytes, n_invalid: int, reading: Reading, plausible: bool
+    ) -> bool:
         if _first_block_crc_ok(first[:_FIRST_BLOCK_BYTES]):
             return True
-        return self.emit_bad_crc and plausible and not self._too_many_invalid(
-            reading, n_invalid, _FIRST_BLOCK_BYTES)
+        return (
+            self.emit_bad_crc
+            and plausible
+            and not self._too_many_invalid(reading, n_invalid, _FIRST_BLOCK_BYTES)
+        )
 
     @staticmethod
     def _too_many_invalid(reading: Reading, n_invalid: int, n_bytes: int) -> bool:
         symbols = {"3of6": 2, "manchester": 8}.get(reading.line_code, 0) * n_bytes
         return symbols > 0 and n_invalid > _MAX_INVALID_SHARE * symbols
 
-    # -- step 2 -----------------------------------------------------------------
-    def finish(self, z: npt.NDArray[np.complex64], cand: SyncCandidate,
-               probe: Probe) -> PacketResult | None:
+    # -- step 2 -----------------------------------------------------------------------
+    def finish(
+        self, z: npt.NDArray[np.complex64], cand: SyncCandidate, probe: Probe
+    ) -> PacketResult | None:
         """Track the chips to the frame's end and check its CRCs.
 
         Parameters
@@ -322,51 +349,83 @@ class PacketDecoder:
                 lo = len(reading.marker)
                 if data.size < lo + n_chips:
                     continue
-                frame, n_invalid = decode_soft(data[lo: lo + n_chips], reading.line_code)
+                frame, n_invalid = decode_soft(
+                    data[lo : lo + n_chips], reading.line_code
+                )
                 try:
                     strip_crcs(frame, reading.frame_format)
                     ok = True
                 except ValueError:
                     ok = False
                 end_rel = track.times[fam.n_pattern + lo + n_chips - 1] + track.period
-                if ok or fallback is None and not self._too_many_invalid(
-                        reading, n_invalid, len(frame)):
+                if (
+                    ok
+                    or fallback is None
+                    and not self._too_many_invalid(reading, n_invalid, len(frame))
+                ):
                     cfo_hz = self._offset(fit, smooth, data[: lo + n_chips])
-                    result = self._result(z, probe, reading, frame, ok, n_invalid,
-                                          end_rel, cfo_hz)
+                    result = self._result(
+                        z, probe, reading, frame, ok, n_invalid, end_rel, cfo_hz
+                    )
                     if ok:
                         return result
                     fallback = result
         plausible = fit.score >= _PLAUSIBLE_SCORE and cand.errors <= _PLAUSIBLE_ERRORS
         return fallback if (self.emit_bad_crc and plausible) else None
 
-    def _offset(self, fit: HeaderFit, smooth: Track,
-                data: npt.NDArray[np.float64]) -> float:
+    def _offset(
+        self, fit: HeaderFit, smooth: Track, data: npt.NDArray[np.float64]
+    ) -> float:
         """Carrier offset, Hz, measured over the header and the decided chips."""
         chips = np.concatenate([self.known, (data > 0).astype(np.uint8)])
         n = min(chips.size, smooth.y_one.size)
         period = float(np.mean(np.diff(smooth.times))) if n > 2 else smooth.period
-        cycles = measure_offset(smooth.y_one[:n], smooth.y_zero[:n], chips[:n], period,
-                                fit.cfo_hz / self.sample_rate_hz)
+        cycles = measure_offset(
+            smooth.y_one[:n],
+            smooth.y_zero[:n],
+            chips[:n],
+            period,
+            fit.cfo_hz / self.sample_rate_hz,
+        )
         return cycles * self.sample_rate_hz
 
-    def _result(self, z, probe: Probe, reading: Reading, frame: bytes, ok: bool,
-                n_invalid: int, end_rel: float, cfo_hz: float) -> PacketResult:
+    def _result(
+        self,
+        z,
+        probe: Probe,
+        reading: Reading,
+        frame: bytes,
+        ok: bool,
+        n_invalid: int,
+        end_rel: float,
+        cfo_hz: float,
+    ) -> PacketResult:
         fit = probe.fit
         head_start = fit.end_time - self.family.n_pattern * fit.period
         lo = max(0, int(head_start) - probe.span_start)
         hi = min(z.size, int(math.ceil(end_rel)))
-        power = float(np.mean(np.abs(z[lo:hi].astype(np.complex128)) ** 2)) \
-            if hi > lo else 0.0
+        power = (
+            float(np.mean(np.abs(z[lo:hi].astype(np.complex128)) ** 2))
+            if hi > lo
+            else 0.0
+        )
         # the sync word is the tail of the detection pattern (the C marker follows it)
         sync_time = fit.end_time - reading.sync_chips * fit.period
-        return PacketResult(frame, reading, ok, n_invalid, sync_time,
-                            end_rel + probe.span_start, cfo_hz, power)
+        return PacketResult(
+            frame,
+            reading,
+            ok,
+            n_invalid,
+            sync_time,
+            end_rel + probe.span_start,
+            cfo_hz,
+            power,
+        )
 
     # -- chip tracking ----------------------------------------------------------------
     def _tones(self, fit: HeaderFit) -> tuple[float, float]:
         """Tones of chip 1 and chip 0, cycles per sample."""
-        dev, rate = self.family.deviation_hz, self.sample_rate_hz
+        dev, rate = fit.deviation_hz, self.sample_rate_hz
         upper, lower = (fit.cfo_hz + dev) / rate, (fit.cfo_hz - dev) / rate
         return (upper, lower) if HIGH_FREQ_CHIP == 1 else (lower, upper)
 
@@ -377,15 +436,34 @@ class PacketDecoder:
         """
         f_one, f_zero = self._tones(fit)
         t0 = fit.end_time - self.family.n_pattern * fit.period - start
-        first = track_chips(z, start, f_one, f_zero, t0, fit.period, self.known,
-                            n_chips, fit.chip_energy)
+        first = track_chips(
+            z,
+            start,
+            f_one,
+            f_zero,
+            t0,
+            fit.period,
+            self.known,
+            n_chips,
+            fit.chip_energy,
+        )
         if first.times.size < 2 * self.family.n_pattern:
             return first
         slope, t_first = np.polyfit(np.arange(first.times.size), first.times, 1)
         if not 0.9 * fit.period < slope < 1.1 * fit.period:
             return first
-        return track_chips(z, start, f_one, f_zero, t_first, slope, self.known,
-                           n_chips, fit.chip_energy, *_NARROW_GAINS)
+        return track_chips(
+            z,
+            start,
+            f_one,
+            f_zero,
+            t_first,
+            slope,
+            self.known,
+            n_chips,
+            fit.chip_energy,
+            *_NARROW_GAINS,
+        )
 
 
 def _first_block_crc_ok(first: bytes) -> bool:

@@ -54,7 +54,13 @@ COHERENT_GAIN_FREQ = 0.003
 
 @njit(cache=True, nogil=True)
 def _interp_prefix(p, x):
-    """Prefix sum at fractional sample time x (linear interpolation)."""
+    """Prefix sum at fractional sample time x (linear interpolation), held constant
+    outside the span: a window reaching past either end sums what is inside."""
+    last = p.shape[0] - 1
+    if x <= 0.0:
+        return p[0]
+    if x >= last:
+        return p[last]
     i = int(np.floor(x))
     frac = x - i
     return p[i] + frac * (p[i + 1] - p[i])
@@ -66,7 +72,9 @@ def _prefix_kernel(z, start, freq_cycles, out):
     re-anchored exactly every 256 samples so rounding cannot accumulate."""
     acc = 0j
     out[0] = acc
-    rot = complex(np.cos(-2.0 * np.pi * freq_cycles), np.sin(-2.0 * np.pi * freq_cycles))
+    rot = complex(
+        np.cos(-2.0 * np.pi * freq_cycles), np.sin(-2.0 * np.pi * freq_cycles)
+    )
     ph = 0j
     for k in range(z.shape[0]):
         if k % 256 == 0:
@@ -77,8 +85,9 @@ def _prefix_kernel(z, start, freq_cycles, out):
         ph *= rot
 
 
-def tone_prefix(z: npt.NDArray[np.complex64], freq_cycles: float, start: int = 0
-                ) -> npt.NDArray[np.complex128]:
+def tone_prefix(
+    z: npt.NDArray[np.complex64], freq_cycles: float, start: int = 0
+) -> npt.NDArray[np.complex128]:
     """Prefix sums of ``z`` mixed down by one tone (module docstring).
 
     Parameters
@@ -108,16 +117,18 @@ def tone_prefix(z: npt.NDArray[np.complex64], freq_cycles: float, start: int = 0
     return out
 
 
-def tone_prefix_reference(z: npt.NDArray[np.complex64], freq_cycles: float,
-                          start: int = 0) -> npt.NDArray[np.complex128]:
+def tone_prefix_reference(
+    z: npt.NDArray[np.complex64], freq_cycles: float, start: int = 0
+) -> npt.NDArray[np.complex128]:
     """Plain-numpy twin of ``tone_prefix``: one complex exponential per sample."""
     n = np.arange(start, start + z.size, dtype=np.float64)
     mixed = z.astype(np.complex128) * np.exp(-2j * np.pi * np.mod(n * freq_cycles, 1.0))
     return np.concatenate([[0j], np.cumsum(mixed)])
 
 
-def window_sums(prefix: npt.NDArray[np.complex128], a: npt.ArrayLike,
-                b: npt.ArrayLike) -> npt.NDArray[np.complex128]:
+def window_sums(
+    prefix: npt.NDArray[np.complex128], a: npt.ArrayLike, b: npt.ArrayLike
+) -> npt.NDArray[np.complex128]:
     """Sums over fractional sample intervals [a, b) from a prefix-sum array.
 
     Parameters
@@ -140,7 +151,7 @@ def window_sums(prefix: npt.NDArray[np.complex128], a: npt.ArrayLike,
     return re + 1j * im
 
 
-# -- header metric ----------------------------------------------------------------------
+# -- header metric -------------------------------------------------------------------
 def header_metric_reference(p_one, p_zero, ends, periods, signs):
     """Plain-numpy twin of ``header_metric`` (same arguments and results)."""
     n_known = signs.size
@@ -203,12 +214,19 @@ def header_metric(
     periods = np.ascontiguousarray(periods, dtype=np.float64).ravel()
     metric = np.empty(ends.size)
     right = np.empty(ends.size)
-    _metric_kernel(p_one, p_zero, ends, periods,
-                   np.ascontiguousarray(signs, dtype=np.float64), metric, right)
+    _metric_kernel(
+        p_one,
+        p_zero,
+        ends,
+        periods,
+        np.ascontiguousarray(signs, dtype=np.float64),
+        metric,
+        right,
+    )
     return metric, right
 
 
-# -- coherent detection -------------------------------------------------------------------
+# -- coherent detection --------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def _rotations(y_one, y_zero, known):
     """Measured phase advance over a known 0 chip and over a known 1 chip."""
@@ -267,10 +285,8 @@ def _coherent_kernel(y_one, y_zero, known, gain_phase, gain_freq, pairs, soft):
             # The loop follows the tone that is stronger by magnitude: after a slip
             # of half a turn the coherent decision would pick the noise-only tone
             # and hold the wrong phase; the stronger tone's error pulls it back.
-            if k < n_known:
-                d = known[k]
-            else:
-                d = 1 if abs(y_one[k]) > abs(y_zero[k]) else 0
+            stronger = 1 if abs(y_one[k]) > abs(y_zero[k]) else 0
+            d = known[k] if k < n_known else stronger
             y = y_one[k] if d else y_zero[k]
             err = (y * np.conj(ref)).imag / amp  # ~ phase error, rad, when small
             step_count = 1
@@ -324,20 +340,32 @@ def coherent_soft(
     if not 2 <= len(known) <= y_one.size:
         raise ValueError("need at least 2 known chips, and no more than chips")
     soft = np.empty(y_one.size)
-    _coherent_kernel(np.ascontiguousarray(y_one, dtype=np.complex128),
-                     np.ascontiguousarray(y_zero, dtype=np.complex128),
-                     np.ascontiguousarray(known, dtype=np.int64), float(gain_phase),
-                     float(gain_freq), bool(manchester), soft)
+    _coherent_kernel(
+        np.ascontiguousarray(y_one, dtype=np.complex128),
+        np.ascontiguousarray(y_zero, dtype=np.complex128),
+        np.ascontiguousarray(known, dtype=np.int64),
+        float(gain_phase),
+        float(gain_freq),
+        bool(manchester),
+        soft,
+    )
     return soft
 
 
-def coherent_soft_reference(y_one, y_zero, known, gain_phase=COHERENT_GAIN_PHASE,
-                            gain_freq=COHERENT_GAIN_FREQ, manchester=False):
+def coherent_soft_reference(
+    y_one,
+    y_zero,
+    known,
+    gain_phase=COHERENT_GAIN_PHASE,
+    gain_freq=COHERENT_GAIN_FREQ,
+    manchester=False,
+):
     """Plain-Python twin of ``coherent_soft``: the phase and the two rotations are
     kept as angles (radians) instead of unit phasors."""
     n, n_known = len(y_one), len(known)
-    hard = [int(c) for c in known] + [int(abs(y_one[k]) > abs(y_zero[k]))
-                                      for k in range(n_known, n)]
+    hard = [int(c) for c in known] + [
+        int(abs(y_one[k]) > abs(y_zero[k])) for k in range(n_known, n)
+    ]
     right = [y_one[k] if c else y_zero[k] for k, c in enumerate(hard)]
     sums = {0: 0j, 1: 0j}
     for k in range(n - 1):
@@ -359,8 +387,11 @@ def coherent_soft_reference(y_one, y_zero, known, gain_phase=COHERENT_GAIN_PHASE
         else:
             soft[k] = (y_one[k] * turn).real - (y_zero[k] * turn).real
             d = hard[k]
-            err, advance, used = ((y_one[k] if d else y_zero[k]) * turn).imag / amp, \
-                rot[d], 1
+            err, advance, used = (
+                ((y_one[k] if d else y_zero[k]) * turn).imag / amp,
+                rot[d],
+                1,
+            )
         err = float(np.clip(err, -1.0, 1.0))
         theta += advance + gain_phase * err
         rot = {c: r + gain_freq * err for c, r in rot.items()}
@@ -368,8 +399,13 @@ def coherent_soft_reference(y_one, y_zero, known, gain_phase=COHERENT_GAIN_PHASE
     return soft
 
 
-def measure_offset(y_one: npt.NDArray[np.complex128], y_zero: npt.NDArray[np.complex128],
-                   chips: npt.NDArray[np.uint8], period: float, near: float) -> float:
+def measure_offset(
+    y_one: npt.NDArray[np.complex128],
+    y_zero: npt.NDArray[np.complex128],
+    chips: npt.NDArray[np.uint8],
+    period: float,
+    near: float,
+) -> float:
     """Carrier offset from the phase advance over decided chips, cycles per sample.
 
     Over a chip of tone f the phase advances 2 pi f T, so the mean advance after a 0

@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from dsp.chain import ChainResult, ChannelChain
-from dsp.channel import MIN_SAMPLE_RATE_HZ, RADIO_CHANNELS, Channelizer, plan_channels
+from dsp.channel import Channelizer
+from dsp.channel_plan import MIN_SAMPLE_RATE_HZ, RADIO_CHANNELS, plan_channels
 
 __all__ = ["RawFrame", "Receiver", "PHYS"]
 
@@ -39,6 +40,9 @@ PHYS: tuple[str, ...] = ("S", "T", "C", "C2")
 
 # dBFS floor for an all-zero burst (log of 0).
 _MIN_DB = -200.0
+# Sample components beyond this magnitude (or NaN, inf) are garbage, not radio: they
+# are clipped (or zeroed) so that no stage's sums overflow float32.
+_MAX_COMPONENT = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +96,23 @@ def _check_phys(phys: Sequence[str] | None) -> tuple[str, ...]:
         phys = [p for p in phys.split(",") if p]
     unknown = [p for p in phys if p not in PHYS]
     if unknown:
-        raise ValueError(f"unknown receiver chain(s) {unknown}; choose from {list(PHYS)}")
+        raise ValueError(
+            f"unknown receiver chain(s) {unknown}; choose from {list(PHYS)}"
+        )
     return tuple(p for p in PHYS if p in phys)
+
+
+def _sanitize(iq: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
+    """``iq`` itself, or a cleaned copy when it holds NaN, inf or absurd values."""
+    if iq.size == 0:
+        return iq
+    parts = np.ascontiguousarray(iq).view(np.float32)
+    # max and min propagate NaN, so the test below fails for NaN too
+    if parts.max() < _MAX_COMPONENT and parts.min() > -_MAX_COMPONENT:
+        return iq
+    clean = np.nan_to_num(parts, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(clean, -_MAX_COMPONENT, _MAX_COMPONENT, out=clean)
+    return clean.view(np.complex64)
 
 
 def _db(value: float) -> float:
@@ -134,15 +153,23 @@ class Receiver:
     []
     """
 
-    def __init__(self, sample_rate_hz: float, center_freq_hz: float,
-                 phys: Sequence[str] | None = None, emit_bad_crc: bool = False) -> None:
+    def __init__(
+        self,
+        sample_rate_hz: float,
+        center_freq_hz: float,
+        phys: Sequence[str] | None = None,
+        emit_bad_crc: bool = False,
+    ) -> None:
         if not sample_rate_hz >= MIN_SAMPLE_RATE_HZ:
             raise ValueError(
                 f"sample rate {sample_rate_hz!r} Hz is below the "
                 f"{MIN_SAMPLE_RATE_HZ / 1e6:.1f} MS/s the receiver needs; record at "
-                "1.6, 2.0 or 2.4 MS/s (or resample)")
+                "1.6, 2.0 or 2.4 MS/s (or resample)"
+            )
         if not center_freq_hz > 0:
-            raise ValueError(f"centre frequency must be positive, got {center_freq_hz!r}")
+            raise ValueError(
+                f"centre frequency must be positive, got {center_freq_hz!r}"
+            )
         self.sample_rate_hz = float(sample_rate_hz)
         self.center_freq_hz = float(center_freq_hz)
         self.phys = _check_phys(phys)
@@ -150,16 +177,21 @@ class Receiver:
         names = tuple(c.name for c in RADIO_CHANNELS if set(c.phys) & set(self.phys))
         self._outputs = plan_channels(self.sample_rate_hz, self.center_freq_hz, names)
         self.channels: list[tuple[str, float]] = [
-            (p, o.channel.channel_hz) for o in self._outputs for p in o.channel.phys
-            if p in self.phys]
+            (p, o.channel.channel_hz)
+            for o in self._outputs
+            for p in o.channel.phys
+            if p in self.phys
+        ]
         self._reset()
 
     def _reset(self) -> None:
         self._channelizer = Channelizer(self.sample_rate_hz, self._outputs)
         self._chains = [
-            ChannelChain(o, tuple(p for p in o.channel.phys if p in self.phys),
-                         self.emit_bad_crc)
-            for o in self._outputs]
+            ChannelChain(
+                o, tuple(p for p in o.channel.phys if p in self.phys), self.emit_bad_crc
+            )
+            for o in self._outputs
+        ]
 
     def feed(self, iq: npt.NDArray[np.complex64]) -> list[RawFrame]:
         """Receive the next block of samples.
@@ -181,10 +213,12 @@ class Receiver:
         """
         if not isinstance(iq, np.ndarray) or iq.dtype != np.complex64 or iq.ndim != 1:
             got = getattr(iq, "dtype", type(iq).__name__)
-            raise ValueError(f"feed() takes a 1-D complex64 numpy array, got {got}; "
-                             "convert with np.asarray(iq, dtype=np.complex64) or read "
-                             "files with sdr.source_file.FileSource")
-        return self._run(iq, final=False)
+            raise ValueError(
+                f"feed() takes a 1-D complex64 numpy array, got {got}; "
+                "convert with np.asarray(iq, dtype=np.complex64) or read "
+                "files with sdr.source_file.FileSource"
+            )
+        return self._run(_sanitize(iq), final=False)
 
     def flush(self) -> list[RawFrame]:
         """End of stream: decide what can still be decided, then start afresh."""
@@ -198,8 +232,9 @@ class Receiver:
         for index, (chain, z) in enumerate(zip(self._chains, outs, strict=True)):
             for result in chain.process(z, final):
                 ready = result.ready_sample * chain.output.decimation
-                keyed.append((ready, index, result.packet.sync_time,
-                              self._frame(chain, result)))
+                keyed.append(
+                    (ready, index, result.packet.sync_time, self._frame(chain, result))
+                )
         keyed.sort(key=lambda item: item[:3])
         return [item[3] for item in keyed]
 
@@ -208,10 +243,15 @@ class Receiver:
         index = int(round(out.input_time(packet.sync_time)))
         snr = packet.power / result.noise_power - 1.0 if result.noise_power > 0 else 0
         return RawFrame(
-            data=packet.data, phy=packet.reading.phy,
-            frame_format=packet.reading.frame_format, crc_ok=packet.crc_ok,
-            sample_index=index, time_s=index / self.sample_rate_hz,
+            data=packet.data,
+            phy=packet.reading.phy,
+            frame_format=packet.reading.frame_format,
+            crc_ok=packet.crc_ok,
+            sample_index=index,
+            time_s=index / self.sample_rate_hz,
             channel_hz=out.channel.channel_hz,
             freq_offset_hz=packet.cfo_hz + out.nco_error_hz,
-            rssi_dbfs=_db(packet.power), snr_db=_db(snr),
-            chip_errors=packet.chip_errors)
+            rssi_dbfs=_db(packet.power),
+            snr_db=_db(snr),
+            chip_errors=packet.chip_errors,
+        )

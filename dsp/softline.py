@@ -22,15 +22,21 @@ import numpy.typing as npt
 
 from dsp.linecode import CODE_3OF6
 
-__all__ = ["decode_soft", "decode_soft_nrz", "decode_soft_manchester",
-           "decode_soft_3of6", "CHIPS_PER_BYTE"]
+__all__ = [
+    "decode_soft",
+    "decode_soft_nrz",
+    "decode_soft_manchester",
+    "decode_soft_3of6",
+    "CHIPS_PER_BYTE",
+]
 
 #: Chips per byte of each line code (reference 1.4, 1.5).
 CHIPS_PER_BYTE: dict[str, int] = {"nrz": 8, "manchester": 16, "3of6": 12}
 
 # Code words as +-1 rows (first chip first) for the correlation decoder.
-_WORDS = np.array([[1.0 if (w >> (5 - i)) & 1 else -1.0 for i in range(6)]
-                   for w in CODE_3OF6])
+_WORDS = np.array(
+    [[1.0 if (w >> (5 - i)) & 1 else -1.0 for i in range(6)] for w in CODE_3OF6]
+)
 _VALID = np.zeros(64, dtype=bool)
 _VALID[list(CODE_3OF6)] = True
 _WEIGHTS = 1 << np.arange(5, -1, -1)
@@ -39,8 +45,10 @@ _WEIGHTS = 1 << np.arange(5, -1, -1)
 def _check(soft: npt.ArrayLike, per_byte: int) -> npt.NDArray[np.float64]:
     arr = np.asarray(soft, dtype=np.float64)
     if arr.ndim != 1 or arr.size % per_byte:
-        raise ValueError(f"need a 1-D array of a multiple of {per_byte} soft chips, "
-                         f"got shape {arr.shape}")
+        raise ValueError(
+            f"need a 1-D array of a multiple of {per_byte} soft chips, "
+            f"got shape {arr.shape}"
+        )
     return arr
 
 

@@ -1,30 +1,35 @@
-"""Preamble + sync-word search on one channel, tolerant of carrier offset and chip errors.
+"""Preamble and sync-word search on one channel, tolerant of offset and chip errors.
 
-Signal picture (one channel, complex baseband at fs = 400..800 kS/s)::
+Signal picture (one channel, complex baseband at fs = 500..800 kS/s)::
 
     z[n] --x exp(-2 pi j f_i n / fs)--> window sum over one chip --|.|^2--> E_i(n)
-           tones f_i = i * 25 kHz, |f_i| <= max offset + deviation      (11 tones)
+           tones f_i = i * step, |f_i| <= 75 kHz + deviation
+           (step 25 kHz; 12.5 kHz for the 50 kcps GFSK downlink)
 
-    hypothesis j: carrier offset c_j = j * 25 kHz, |c_j| <= 75 kHz        (7 hyps)
-        chip(n) = E_{c_j + dev}(n) > E_{c_j - dev}(n)       (1 = upper tone, modes.py)
+    hypothesis j = (carrier offset c_j, deviation d_j), |c_j| <= 75 kHz in steps,
+    d_j the mode's deviation (mode S also 75 kHz):
+        chip(n) = E_{c_j + d_j}(n) > E_{c_j - d_j}(n)      (1 = upper tone, modes.py)
 
     grid: 4 points per chip, t_g = g * sps / 4; register (j, g mod 4) shifts in
     chip(floor(t_g)) and holds the last K chips sampled one chip apart;
-    a match = at most ``max_errors`` of K chips differ from the pattern.
+    a match = at most ``max_errors`` of the K pattern chips wrong, and at most
+    ``max_sync_errors`` of those in the sync word (so the preamble never matches).
 
 A window sum of one chip is the noncoherent matched filter of a tone: it integrates
 before the square, so the detector keeps working far below the FM-discriminator
-threshold, and trying offsets 25 kHz apart loses at most ~1 dB (a quarter of the
-32.768 kcps chip rate, less for the faster modes).  The pattern is the last "01"
-preamble pairs and the sync word (reference 1.3): 12 pairs + 10 chips for T/C and
-C2, 8 pairs + 18 chips for S; 34 chips either way.
+threshold, and trying offsets a step apart loses at most ~1 dB (half a step is a
+quarter of mode S's 32.768 kcps chip rate, less for the faster modes).  The pattern
+is the last "01" preamble pairs and the sync word (reference 1.3): 12 pairs + 10
+chips for T/C and C2, 8 pairs + 18 chips for S; 34 chips either way.
 
-Matches within two chips of each other are one candidate: the one with the fewest
-errors (the first of equals) is reported as (grid index, hypothesis, errors).  The
-fine carrier offset and timing are the packet demodulator's job (``dsp.timing``).
+Matches within two chips of each other are one candidate: the fewest errors wins,
+then the most tone energy over the last few chips (the best-fitting offset), then
+the first.  It is reported as (grid index, hypothesis, errors).  The fine carrier
+offset, deviation and timing are the packet demodulator's job (``dsp.timing``).
 
-State (registers, grid position, pending candidate) lives in ``SyncScanner``; a scan
-resumes exactly where the previous block ended, or restarts empty after ``reset``.
+State (registers, energies, grid position, pending candidate) lives in
+``SyncScanner``; a scan resumes exactly where the previous block ended, or restarts
+empty after ``reset``.
 """
 
 from __future__ import annotations
@@ -36,12 +41,11 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from dsp.modes import HIGH_FREQ_CHIP, get_phy
+from dsp.chipfamily import ChipFamily
+from dsp.modes import HIGH_FREQ_CHIP
 
 __all__ = [
-    "ChipFamily",
     "SyncCandidate",
-    "CHIP_FAMILIES",
     "GRID_PER_CHIP",
     "SyncScanner",
     "scan_reference",
@@ -50,91 +54,12 @@ __all__ = [
 
 #: Grid points (register phases) per chip.
 GRID_PER_CHIP = 4
-# Spacing of the carrier-offset hypotheses and of the detector's tones, Hz: a quarter
-# of the 100 kcps chip rate; an eighth of the 50 kcps downlink's, whose GFSK preamble
-# swings less than its nominal deviation and so tolerates less offset.
-_TONE_STEP_HZ = 25_000.0
-_TONE_STEP_C2_HZ = 12_500.0
 # Hypotheses reach +-75 kHz: with the half-step they cover the +-80 kHz of issue 4.
 _MAX_HYP_HZ = 75_000.0
-# Preamble pairs in the detection pattern: every mode sends more (reference 1.3).
-# 12 pairs + a 10-chip sync for T/C; 8 pairs + the 18-chip S sync, so that both
-# patterns span 34 chips: a 2 % chip-rate error then moves the pattern's ends by only
-# a third of a chip from the grid phase that fits its middle.
-_PATTERN_PAIRS = {"S": 8, "TC": 12, "C2": 12}
 # Matches this close (grid points) are the same burst.
 _MERGE_GRID = 2 * GRID_PER_CHIP
 # Table length of the tone mixers when the exact period is longer.
 _MAX_TONE_PERIOD = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class ChipFamily:
-    """Chip-level parameters shared by the modes of one radio channel.
-
-    Attributes
-    ----------
-    name : str
-        Radio channel name ("S", "TC", "C2").
-    chip_rate_hz : float
-        Chips per second.
-    deviation_hz : float
-        Tone offset from the carrier the detector uses, Hz (a multiple of 25 kHz).
-    pattern : str
-        Detection pattern, "0"/"1" chips, first chip first.
-    max_errors : int
-        Chips of the pattern that may be wrong in a match.
-    sync_chips : int
-        Length of the sync word at the end of the pattern, chips.
-    max_sync_errors : int
-        Chips of the sync word that may be wrong: fewer than half its distance from
-        the preamble ("0101..."), so that the preamble alone never matches.
-    tone_step_hz : float
-        Spacing of the carrier-offset hypotheses, Hz (divides the deviation).
-    """
-
-    name: str
-    chip_rate_hz: float
-    deviation_hz: float
-    pattern: str
-    max_errors: int
-    sync_chips: int
-    max_sync_errors: int
-    tone_step_hz: float
-
-    @property
-    def n_pattern(self) -> int:
-        """Chips in the pattern."""
-        return len(self.pattern)
-
-
-def _preamble_distance(sync: str) -> int:
-    """Fewest chips in which ``sync`` differs from the "01" preamble at any phase."""
-    return min(sum(a != b for a, b in zip(sync, ("01" * len(sync))[ph:], strict=False))
-               for ph in (0, 1))
-
-
-def _family(name: str, mode: str, direction: str, max_errors: int,
-            step_hz: float) -> ChipFamily:
-    phy = get_phy(mode, direction)
-    sync = phy.sync_chips
-    if phy.line_code == "nrz":  # C sync "010101" + T sync: keep the T-length tail
-        sync = sync[-10:]
-    pattern = "01" * _PATTERN_PAIRS[name] + sync
-    dev = round(phy.deviation_hz / step_hz) * step_hz
-    max_sync = (_preamble_distance(sync) - 1) // 2
-    return ChipFamily(name, phy.chip_rate_hz, dev, pattern, max_errors, len(sync),
-                      max_sync, step_hz)
-
-
-# S: S1/S2/T2-downlink sync (18 chips); TC: T sync = tail of C sync (10 chips); C2
-# downlink: the C sync at 50 kcps.  T and C meters deviate 50 / 45 kHz: one detector
-# at 50 kHz serves both (5 kHz off a 10 us chip costs nothing measurable).
-CHIP_FAMILIES: dict[str, ChipFamily] = {
-    "S": _family("S", "S1", "meter", 4, _TONE_STEP_HZ),
-    "TC": _family("TC", "T1", "meter", 4, _TONE_STEP_HZ),
-    "C2": _family("C2", "C2", "other", 4, _TONE_STEP_C2_HZ),
-}
 
 
 def tone_table(
@@ -154,21 +79,47 @@ def tone_table(
     k = np.arange(period, dtype=np.int64)
     rows = np.arange(-n_side, n_side + 1, dtype=np.int64)[:, None]
     cycles = ((rows * step * k) % period) / period
-    return np.exp(-2j * np.pi * cycles).astype(np.complex64), float(ratio) * sample_rate_hz
+    return np.exp(-2j * np.pi * cycles).astype(np.complex64), float(
+        ratio
+    ) * sample_rate_hz
 
 
 @njit(cache=True, nogil=True)
 def _popcount64(x):
+    """Set bits of a uint64 (SWAR sums; shifts and adds only, so that the pure-Python
+    run under NUMBA_DISABLE_JIT has no wrapping multiply)."""
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x & np.uint64(0x3333333333333333)) + (
+        (x >> np.uint64(2)) & np.uint64(0x3333333333333333)
+    )
     x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+    x = x + (x >> np.uint64(8))
+    x = x + (x >> np.uint64(16))
+    x = x + (x >> np.uint64(32))
+    return x & np.uint64(0x7F)
 
 
 @njit(cache=True, nogil=True)
 def _scan_kernel(
-    seg, seg_start, stop, table, hyp_hi, hyp_lo, win, step, pattern, mask, max_err,
-    sync_mask, max_sync_err, merge, state, regs, captured, pend_energy, out,
+    seg,
+    seg_start,
+    stop,
+    table,
+    hyp_hi,
+    hyp_lo,
+    win,
+    step,
+    pattern,
+    mask,
+    max_err,
+    sync_mask,
+    max_sync_err,
+    merge,
+    state,
+    regs,
+    captured,
+    pend_energy,
+    out,
 ):
     """Scan channel samples up to absolute index ``stop`` for the pattern.
 
@@ -221,8 +172,11 @@ def _scan_kernel(
             err = np.int64(_popcount64(diff))
             if err > max_err or np.int64(_popcount64(diff & sync_mask)) > max_sync_err:
                 continue
-            better = state[4] < 0 or err < state[4] or (
-                err == state[4] and captured[j, r] > pend_energy[0])
+            better = (
+                state[4] < 0
+                or err < state[4]
+                or (err == state[4] and captured[j, r] > pend_energy[0])
+            )
             if better:
                 if state[4] < 0:
                     state[5] = g + merge
@@ -254,11 +208,14 @@ class SyncCandidate:
         Coarse carrier offset, Hz (the hypothesis' centre, 25 kHz grid).
     errors : int
         Pattern chips that differed.
+    deviation_hz : float
+        Deviation of the hypothesis that matched, Hz.
     """
 
     end_sample: int
     cfo_hz: float
     errors: int
+    deviation_hz: float
 
 
 class SyncScanner:
@@ -278,17 +235,23 @@ class SyncScanner:
         self.grid_step = sps / GRID_PER_CHIP
         self.window = max(1, int(round(sps)))
         step = family.tone_step_hz
-        n_dev = int(round(family.deviation_hz / step))
+        n_devs = [int(round(dev / step)) for dev in family.deviations_hz]
         n_side = int(round(_MAX_HYP_HZ / step))
-        self.table, self.tone_step_hz = tone_table(sample_rate_hz, n_side + n_dev, step)
-        hyps = np.arange(-n_side, n_side + 1)
-        centre = n_side + n_dev  # row of tone 0
+        self.table, self.tone_step_hz = tone_table(
+            sample_rate_hz, n_side + max(n_devs), step
+        )
+        # one hypothesis per (deviation, offset): rows of its two tones in the table
+        offsets = np.tile(np.arange(-n_side, n_side + 1), len(n_devs))
+        devs = np.repeat(n_devs, 2 * n_side + 1)
+        centre = n_side + max(n_devs)  # row of tone 0
+        upper, lower = centre + offsets + devs, centre + offsets - devs
         # chip 1 = upper tone when HIGH_FREQ_CHIP == 1 (dsp.modes)
-        upper, lower = centre + hyps + n_dev, centre + hyps - n_dev
         one, zero = (upper, lower) if HIGH_FREQ_CHIP == 1 else (lower, upper)
         self.hyp_one = one.astype(np.int64)
         self.hyp_zero = zero.astype(np.int64)
-        self.hyp_cfo_hz = hyps * self.tone_step_hz
+        self.hyp_cfo_hz = offsets * self.tone_step_hz
+        self.hyp_dev_hz = devs * self.tone_step_hz
+        hyps = offsets
         bits = [int(c) for c in family.pattern]
         self.pattern = np.uint64(int("".join(map(str, bits)), 2))
         self.mask = np.uint64((1 << len(bits)) - 1)
@@ -331,7 +294,9 @@ class SyncScanner:
 
     def _candidate(self, grid: int, hyp: int, errors: int) -> SyncCandidate:
         end = int(np.floor(grid * self.grid_step)) + 1
-        return SyncCandidate(end, float(self.hyp_cfo_hz[hyp]), int(errors))
+        return SyncCandidate(
+            end, float(self.hyp_cfo_hz[hyp]), int(errors), float(self.hyp_dev_hz[hyp])
+        )
 
     def scan(
         self, seg: npt.NDArray[np.complex64], seg_start: int, stop: int
@@ -363,10 +328,25 @@ class SyncScanner:
         n_grid = int((stop - self.next_sample()) / self.grid_step) + 2
         out = np.zeros((max(n_grid // _MERGE_GRID + 2, 2), 3), dtype=np.int64)
         n_out = _scan_kernel(
-            np.ascontiguousarray(seg), seg_start, stop, self.table, self.hyp_one,
-            self.hyp_zero, self.window, self.grid_step, self.pattern, self.mask,
-            self.family.max_errors, self.sync_mask, self.family.max_sync_errors,
-            _MERGE_GRID, self.state, self.regs, self.captured, self.pend_energy, out,
+            np.ascontiguousarray(seg),
+            seg_start,
+            stop,
+            self.table,
+            self.hyp_one,
+            self.hyp_zero,
+            self.window,
+            self.grid_step,
+            self.pattern,
+            self.mask,
+            self.family.max_errors,
+            self.sync_mask,
+            self.family.max_sync_errors,
+            _MERGE_GRID,
+            self.state,
+            self.regs,
+            self.captured,
+            self.pend_energy,
+            out,
         )
         return [self._candidate(*row) for row in out[:n_out]]
 
@@ -388,7 +368,9 @@ def scan_reference(
     win, step = scanner.window, scanner.grid_step
     n_tones, period = scanner.table.shape
     idx = (z_start + np.arange(z.size)) % period
-    mixed = z.astype(np.complex128)[None, :] * scanner.table[:, idx].astype(np.complex128)
+    mixed = z.astype(np.complex128)[None, :] * scanner.table[:, idx].astype(
+        np.complex128
+    )
     # energy[i, n]: tone i over samples n - win + 1 .. n (valid from n = win - 1)
     box = np.ones(win)
     energy = np.array([np.abs(np.convolve(m, box)[: z.size]) ** 2 for m in mixed])
@@ -412,11 +394,12 @@ def scan_reference(
         taps = pos - GRID_PER_CHIP * np.arange(n_pat - 1, -1, -1)
         wrong = chips[:, taps] != want[None, :]
         errors = wrong.sum(axis=1)
-        sync_errors = wrong[:, n_pat - fam.sync_chips:].sum(axis=1)
+        sync_errors = wrong[:, n_pat - fam.sync_chips :].sum(axis=1)
         ok = (errors <= fam.max_errors) & (sync_errors <= fam.max_sync_errors)
         for hyp in np.flatnonzero(ok):
-            matches.append((int(g_all[pos]), int(hyp), int(errors[hyp]),
-                            float(captured[hyp, pos])))
+            matches.append(
+                (int(g_all[pos]), int(hyp), int(errors[hyp]), float(captured[hyp, pos]))
+            )
     return _merge_reference(matches, int(g_all[-1]) if g_all.size else first_grid)
 
 

@@ -1,21 +1,24 @@
-"""Per-packet chip timing: header search, then a chip clock that follows drift.
+"""Per-packet chip timing: a chip clock that follows drift, and its smoothing.
 
-Signal picture (one packet on one channel, fs = 400..800 kS/s, T samples per chip;
+Signal picture (one packet on one channel, fs = 500..800 kS/s, T samples per chip;
 tone correlators Y_f(a, b) and soft chips as in ``dsp.fsk``)::
 
     |<- preamble pairs + sync: known chips ->|<- data chips: decided ->|
     t_0                                       t_K                     ...
-    header search: carrier offset and (t_K, T) by grid search over the known chips
-    tracking:      at each chip edge (decided chips differ) the window straddling the
-                   edge measures the timing error; a 2nd-order loop corrects t and T
+    header search: carrier offset, deviation and t_K (``dsp.header``)
+    tracking:      at each chip edge (decided chips differ) the window straddling
+                   the edge measures the timing error; a 2nd-order loop corrects
+                   the chip time t and the period T
+    smoothing:     a line (or parabola) through the tracked chip times
 
 Timing error detector: with the edge estimated at t but truly at t + e*T, the window
 [t - T/2, t + T/2) holds (1/2 + e) of the earlier chip's tone, so
 |Y_prev|^2 - |Y_next|^2 ~ (2 e) |A T|^2; normalised by the header's chip energy
 |A T|^2 this gives 2e.  Runs of equal chips give no edge and no correction, so the
-loop also keeps its rate (period) estimate through them.  This tracks a chip-rate
-error of several percent (the period estimate starts from the header search) and
-any sample-clock error.
+loop also keeps its period estimate through them.  Started at the nominal period,
+the loop locks onto a chip-rate error of several percent within the header and
+follows any sample-clock error; the receiver then runs it a second time with
+narrow gains from the first pass's straight-line fit (``dsp.framing``).
 """
 
 from __future__ import annotations
@@ -26,11 +29,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from dsp.fsk import _interp_prefix, header_metric, tone_prefix, window_sums
+from dsp.fsk import _interp_prefix, tone_prefix, window_sums
 
 __all__ = [
-    "HeaderFit",
-    "fit_header",
     "Track",
     "track_chips",
     "track_reference",
@@ -47,122 +48,25 @@ TRACK_GAIN_RATE = 0.01
 # Largest timing error one edge may report, chips (outliers at low SNR).
 _MAX_EDGE_ERROR = 0.5
 
-# Header search grids: carrier offset around the detector's hypothesis, timing around
-# the detector's sync end, and chip period factors (chip-rate error).
-_CFO_SPAN_HZ = 15_000.0
-_CFO_STEP_HZ = 2_500.0
-_TIME_SPAN_CHIPS = 0.75
-_TIME_STEP_CHIPS = 0.125
-_RATE_FACTORS = np.array([0.0])
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderFit:
-    """Result of the header search.
-
-    Attributes
-    ----------
-    end_time : float
-        Channel sample time where the last known chip ends (fractional samples).
-    period : float
-        Samples per chip.
-    cfo_hz : float
-        Carrier offset, Hz.
-    chip_energy : float
-        Mean |Y|^2 of the right tone over the known chips (signal + noise).
-    score : float
-        Mean over known chips of (|Y_right|^2 - |Y_wrong|^2) / chip_energy: near 1
-        for a clean header, near 0 for noise.
-    """
-
-    end_time: float
-    period: float
-    cfo_hz: float
-    chip_energy: float
-    score: float
-
-
-def fit_header(
-    z: npt.NDArray[np.complex64],
-    z_start: int,
-    known: npt.NDArray[np.uint8],
-    end_guess: float,
-    cfo_guess_hz: float,
-    chip_rate_hz: float,
-    deviation_hz: float,
-    sample_rate_hz: float,
-) -> HeaderFit:
-    """Find carrier offset, timing and chip period from the known header chips.
-
-    Parameters
-    ----------
-    z : numpy.ndarray of complex64
-        Channel samples from absolute index ``z_start``, covering the header and one
-        chip beyond ``end_guess`` on both sides.
-    known : numpy.ndarray of uint8, shape (K,)
-        Header chips (1 = upper tone), ending at ``end_guess``.
-    end_guess : float
-        Absolute sample time of the header end (detector), samples.
-    cfo_guess_hz, chip_rate_hz, deviation_hz, sample_rate_hz : float
-        Detector's offset hypothesis, nominal chip rate, deviation, channel rate.
-
-    Returns
-    -------
-    HeaderFit
-        Times are absolute channel sample times.
-    """
-    signs = np.where(np.asarray(known) == 1, 1.0, -1.0)
-    period0 = sample_rate_hz / chip_rate_hz
-    offsets = np.arange(-_TIME_SPAN_CHIPS, _TIME_SPAN_CHIPS + 1e-9, _TIME_STEP_CHIPS)
-    ends = end_guess - z_start + offsets * period0
-
-    def prefixes(cfo_hz: float):
-        return (tone_prefix(z, (cfo_hz + deviation_hz) / sample_rate_hz, z_start),
-                tone_prefix(z, (cfo_hz - deviation_hz) / sample_rate_hz, z_start))
-
-    def best_of(cfo_hz: float, grid_ends, grid_periods):
-        metric, _ = header_metric(*prefixes(cfo_hz), grid_ends, grid_periods, signs)
-        i = int(np.argmax(metric))
-        return float(metric[i]), float(grid_ends[i]), float(grid_periods[i])
-
-    # 1. carrier offset x timing at the nominal chip rate
-    cfos = cfo_guess_hz + np.arange(-_CFO_SPAN_HZ, _CFO_SPAN_HZ + 1.0, _CFO_STEP_HZ)
-    trials = [best_of(c, ends, np.full_like(ends, period0)) for c in cfos]
-    pick = int(np.argmax([t[0] for t in trials]))
-    cfo, end = float(cfos[pick]), trials[pick][1]
-    # 2. chip period x timing (half the span: the end is within a grid step)
-    grid_end, grid_per = np.meshgrid(end + offsets * period0 * 0.5,
-                                     period0 * (1.0 + _RATE_FACTORS), indexing="ij")
-    _, end, period = best_of(cfo, grid_end.ravel(), grid_per.ravel())
-    # timing: vertex of the parabola through the metric a quarter chip either side
-    quarter = 0.25 * period
-    p_one, p_zero = prefixes(cfo)
-    around = header_metric(p_one, p_zero, end + np.array([-quarter, 0.0, quarter]),
-                           np.full(3, period), signs)[0]
-    end += quarter * _parabola_peak(*around)
-    # 3. fine offset: vertex of the parabola through three offsets half a step apart
-    step = _CFO_STEP_HZ / 2
-    one = (np.array([end]), np.array([period]))
-    vals = [header_metric(*prefixes(c), *one, signs)[0][0]
-            for c in (cfo - step, cfo, cfo + step)]
-    cfo += step * _parabola_peak(*vals)
-    metric, right = header_metric(*prefixes(cfo), *one, signs)
-    energy = float(right[0]) / signs.size
-    score = float(metric[0]) / signs.size / energy if energy > 0 else 0.0
-    return HeaderFit(end + z_start, period, float(cfo), energy, score)
-
-
-def _parabola_peak(left: float, mid: float, right: float) -> float:
-    """Offset (-1..1 steps) of the vertex of the parabola through three points."""
-    den = left - 2.0 * mid + right
-    if den >= 0:  # not a maximum: keep the middle
-        return 0.0
-    return float(np.clip(0.5 * (left - right) / den, -1.0, 1.0))
-
 
 @njit(cache=True, nogil=True)
-def _track_kernel(p_one, p_zero, f_one, f_zero, span_start, t0, period0, known,
-                  energy_ref, gain_phase, gain_rate, soft, times, y_one, y_zero):
+def _track_kernel(
+    p_one,
+    p_zero,
+    f_one,
+    f_zero,
+    span_start,
+    t0,
+    period0,
+    known,
+    energy_ref,
+    gain_phase,
+    gain_rate,
+    soft,
+    times,
+    y_one,
+    y_zero,
+):
     """Chip loop of ``track_chips``; returns (chips done, final period)."""
     t = t0
     period = period0
@@ -190,8 +94,9 @@ def _track_kernel(p_one, p_zero, f_one, f_zero, span_start, t0, period0, known,
             b = t + 0.5 * period
             m1 = _interp_prefix(p_one, b) - _interp_prefix(p_one, a)
             m0 = _interp_prefix(p_zero, b) - _interp_prefix(p_zero, a)
-            mid = (m1.real * m1.real + m1.imag * m1.imag) - (m0.real * m0.real
-                                                             + m0.imag * m0.imag)
+            mid = (m1.real * m1.real + m1.imag * m1.imag) - (
+                m0.real * m0.real + m0.imag * m0.imag
+            )
             # the earlier chip's tone filling more of the straddling window means the
             # edge lies later than t: a positive error (chips)
             err = 0.5 * mid / energy_ref
@@ -206,9 +111,20 @@ def _track_kernel(p_one, p_zero, f_one, f_zero, span_start, t0, period0, known,
     return done, period
 
 
-def track_reference(p_one, p_zero, f_one, f_zero, span_start, t0, period0, known,
-                    n_chips, energy_ref, gain_phase=TRACK_GAIN_PHASE,
-                    gain_rate=TRACK_GAIN_RATE) -> Track:
+def track_reference(
+    p_one,
+    p_zero,
+    f_one,
+    f_zero,
+    span_start,
+    t0,
+    period0,
+    known,
+    n_chips,
+    energy_ref,
+    gain_phase=TRACK_GAIN_PHASE,
+    gain_rate=TRACK_GAIN_RATE,
+) -> Track:
     """Plain-Python twin of ``track_chips`` (``window_sums`` for every correlator)."""
     soft, times, ones, zeros = [], [], [], []
     t, period, prev = float(t0), float(period0), None
@@ -223,16 +139,28 @@ def track_reference(p_one, p_zero, f_one, f_zero, span_start, t0, period0, known
         zeros.append(y0 * np.exp(2j * np.pi * f_zero * (span_start + t)))
         d = int(known[k]) if k < len(known) else int(soft[-1] > 0)
         if prev is not None and d != prev:
-            edge = (abs(window_sums(p_one, t - period / 2, t + period / 2)) ** 2
-                    - abs(window_sums(p_zero, t - period / 2, t + period / 2)) ** 2)
-            err = float(np.clip((1 if prev == 1 else -1) * edge / energy_ref / 2,
-                                -_MAX_EDGE_ERROR, _MAX_EDGE_ERROR))
+            edge = (
+                abs(window_sums(p_one, t - period / 2, t + period / 2)) ** 2
+                - abs(window_sums(p_zero, t - period / 2, t + period / 2)) ** 2
+            )
+            err = float(
+                np.clip(
+                    (1 if prev == 1 else -1) * edge / energy_ref / 2,
+                    -_MAX_EDGE_ERROR,
+                    _MAX_EDGE_ERROR,
+                )
+            )
             period += gain_rate * err * period
             t += gain_phase * err * period
         prev = d
         t += period
-    return Track(np.array(soft), np.array(times), np.array(ones, dtype=complex),
-                 np.array(zeros, dtype=complex), period)
+    return Track(
+        np.array(soft),
+        np.array(times),
+        np.array(ones, dtype=complex),
+        np.array(zeros, dtype=complex),
+        period,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,11 +239,23 @@ def track_chips(
     times = np.zeros(n_chips)
     y_one = np.zeros(n_chips, dtype=np.complex128)
     y_zero = np.zeros(n_chips, dtype=np.complex128)
-    done, final = _track_kernel(p_one, p_zero, float(freq_one), float(freq_zero),
-                                int(span_start), float(start_time), float(period),
-                                np.ascontiguousarray(known, dtype=np.int64),
-                                float(energy_ref), float(gain_phase), float(gain_rate),
-                                soft, times, y_one, y_zero)
+    done, final = _track_kernel(
+        p_one,
+        p_zero,
+        float(freq_one),
+        float(freq_zero),
+        int(span_start),
+        float(start_time),
+        float(period),
+        np.ascontiguousarray(known, dtype=np.int64),
+        float(energy_ref),
+        float(gain_phase),
+        float(gain_rate),
+        soft,
+        times,
+        y_one,
+        y_zero,
+    )
     return Track(soft[:done], times[:done], y_one[:done], y_zero[:done], float(final))
 
 
@@ -324,7 +264,9 @@ def track_chips(
 _CHIPS_PER_TERM = 200
 
 
-def smooth_times(times: npt.NDArray[np.float64], period: float) -> npt.NDArray[np.float64]:
+def smooth_times(
+    times: npt.NDArray[np.float64], period: float
+) -> npt.NDArray[np.float64]:
     """Chip start times with the loop's jitter removed: a least-squares line (or
     parabola, for long frames) through the tracked times.
 
@@ -357,25 +299,32 @@ def smooth_times(times: npt.NDArray[np.float64], period: float) -> npt.NDArray[n
 
 
 @njit(cache=True, nogil=True)
-def _correlate_kernel(p_one, p_zero, f_one, f_zero, span_start, times, last_period,
-                      soft, y_one, y_zero):
+def _correlate_kernel(
+    p_one, p_zero, f_one, f_zero, span_start, times, last_period, soft, y_one, y_zero
+):
     n = times.shape[0]
     for k in range(n):
         t = times[k]
         end = times[k + 1] if k + 1 < n else t + last_period
         y1 = _interp_prefix(p_one, end) - _interp_prefix(p_one, t)
         y0 = _interp_prefix(p_zero, end) - _interp_prefix(p_zero, t)
-        soft[k] = (y1.real * y1.real + y1.imag * y1.imag) - (y0.real * y0.real
-                                                             + y0.imag * y0.imag)
+        soft[k] = (y1.real * y1.real + y1.imag * y1.imag) - (
+            y0.real * y0.real + y0.imag * y0.imag
+        )
         c1 = ((span_start + t) * f_one) % 1.0
         c0 = ((span_start + t) * f_zero) % 1.0
         y_one[k] = y1 * complex(np.cos(2.0 * np.pi * c1), np.sin(2.0 * np.pi * c1))
         y_zero[k] = y0 * complex(np.cos(2.0 * np.pi * c0), np.sin(2.0 * np.pi * c0))
 
 
-def correlate_chips(z: npt.NDArray[np.complex64], span_start: int, freq_one: float,
-                    freq_zero: float, times: npt.NDArray[np.float64],
-                    last_period: float) -> Track:
+def correlate_chips(
+    z: npt.NDArray[np.complex64],
+    span_start: int,
+    freq_one: float,
+    freq_zero: float,
+    times: npt.NDArray[np.float64],
+    last_period: float,
+) -> Track:
     """Tone correlators over given chip windows [t_k, t_{k+1}) (the last one
     ``last_period`` long); times relative to z[0], inside z.
 
@@ -391,6 +340,16 @@ def correlate_chips(z: npt.NDArray[np.complex64], span_start: int, freq_one: flo
     soft = np.zeros(n)
     y_one = np.zeros(n, dtype=np.complex128)
     y_zero = np.zeros(n, dtype=np.complex128)
-    _correlate_kernel(p_one, p_zero, float(freq_one), float(freq_zero), int(span_start),
-                      times, float(last_period), soft, y_one, y_zero)
+    _correlate_kernel(
+        p_one,
+        p_zero,
+        float(freq_one),
+        float(freq_zero),
+        int(span_start),
+        times,
+        float(last_period),
+        soft,
+        y_one,
+        y_zero,
+    )
     return Track(soft, times, y_one, y_zero, float(last_period))

@@ -52,8 +52,9 @@ class Tx:
         return add_crcs(self.telegram, self.frame_format)
 
 
-def synthesize(txs, sample_rate_hz, center_freq_hz, ebn0_db, clock_ppm=0.0, seed=0,
-               gap_s=0.003):
+def synthesize(
+    txs, sample_rate_hz, center_freq_hz, ebn0_db, clock_ppm=0.0, seed=0, gap_s=0.003
+):
     """Bursts one after another, then the receiver's clock error, then noise.
 
     The fastest mode's bursts have unit power and the others are scaled to the same
@@ -62,17 +63,30 @@ def synthesize(txs, sample_rate_hz, center_freq_hz, ebn0_db, clock_ppm=0.0, seed
     rates = [get_phy(tx.mode, tx.direction).bit_rate_bps for tx in txs]
     bursts, pos = [], int(gap_s * sample_rate_hz)
     for tx, rate in zip(txs, rates, strict=True):
-        burst = frame_burst(tx.frame, tx.mode, tx.direction, tx.frame_format,
-                            sample_rate_hz=sample_rate_hz, start_sample=pos,
-                            carrier_offset_hz=tx.cfo_hz, chip_rate_error_ppm=tx.chip_ppm,
-                            gain_db=10 * np.log10(rate / max(rates)))
+        burst = frame_burst(
+            tx.frame,
+            tx.mode,
+            tx.direction,
+            tx.frame_format,
+            sample_rate_hz=sample_rate_hz,
+            start_sample=pos,
+            carrier_offset_hz=tx.cfo_hz,
+            chip_rate_error_ppm=tx.chip_ppm,
+            gain_db=10 * np.log10(rate / max(rates)),
+        )
         bursts.append(burst)
         pos = burst.stop_sample + int(gap_s * sample_rate_hz)
     iq = compose(bursts, center_freq_hz, sample_rate_hz, pos)
     if clock_ppm:
         iq = apply_clock_offset(iq, clock_ppm)
-    return add_awgn(iq, ebn0_db, max(rates), sample_rate_hz, np.random.default_rng(seed),
-                    signal_power=1.0)
+    return add_awgn(
+        iq,
+        ebn0_db,
+        max(rates),
+        sample_rate_hz,
+        np.random.default_rng(seed),
+        signal_power=1.0,
+    )
 
 
 def centre_for(carrier_hz: float, sample_rate_hz: float) -> float:
@@ -88,7 +102,7 @@ def receive(iq, sample_rate_hz, center_freq_hz, block=1 << 16):
     rx = Receiver(sample_rate_hz, center_freq_hz)
     frames = []
     for lo in range(0, iq.size, block):
-        frames += rx.feed(iq[lo: lo + block])
+        frames += rx.feed(iq[lo : lo + block])
     return frames + rx.flush()
 
 
@@ -97,9 +111,17 @@ def receive(iq, sample_rate_hz, center_freq_hz, block=1 << 16):
 def test_round_trip_with_impairments(name, rate_index, sample_rate_hz):
     mode, direction, fmt, phy = PHYS[name]
     seed = 10 * rate_index + sorted(PHYS).index(name)
-    txs = [Tx(build_telegram("RTX", f"{seed:04d}{k:04d}", 36 + 11 * k, seed=seed + k),
-              mode, direction, fmt, cfo_hz=sign * 60e3, chip_ppm=sign * 2e4)
-           for k, sign in enumerate((1, -1))]
+    txs = [
+        Tx(
+            build_telegram("RTX", f"{seed:04d}{k:04d}", 36 + 11 * k, seed=seed + k),
+            mode,
+            direction,
+            fmt,
+            cfo_hz=sign * 60e3,
+            chip_ppm=sign * 2e4,
+        )
+        for k, sign in enumerate((1, -1))
+    ]
     clock_ppm = 100.0 if rate_index % 2 else -100.0
     centre = centre_for(get_phy(mode, direction).carrier_hz, sample_rate_hz)
     iq = synthesize(txs, sample_rate_hz, centre, EBN0_DB, clock_ppm, seed)
@@ -115,12 +137,24 @@ def test_round_trip_with_impairments(name, rate_index, sample_rate_hz):
 def test_three_modes_at_868_625_mhz_and_1_6_msps():
     """S at -325 kHz and T/C at +325 kHz in one capture, each with its offsets."""
     fs, fc = 1.6e6, 868.625e6
-    txs = [Tx(build_telegram("MIX", f"0000000{k}", 40 + 5 * k, seed=50 + k), mode,
-              "meter", fmt, cfo_hz=cfo, chip_ppm=ppm)
-           for k, (mode, fmt, cfo, ppm) in enumerate([("S1-m", "A", 45e3, 1e4),
-                                                      ("T1", "A", -60e3, -2e4),
-                                                      ("C1", "B", 30e3, 2e4),
-                                                      ("S1", "A", -60e3, -1e4)])]
+    txs = [
+        Tx(
+            build_telegram("MIX", f"0000000{k}", 40 + 5 * k, seed=50 + k),
+            mode,
+            "meter",
+            fmt,
+            cfo_hz=cfo,
+            chip_ppm=ppm,
+        )
+        for k, (mode, fmt, cfo, ppm) in enumerate(
+            [
+                ("S1-m", "A", 45e3, 1e4),
+                ("T1", "A", -60e3, -2e4),
+                ("C1", "B", 30e3, 2e4),
+                ("S1", "A", -60e3, -1e4),
+            ]
+        )
+    ]
     iq = synthesize(txs, fs, fc, EBN0_DB, clock_ppm=100.0, seed=3)
     frames = receive(iq, fs, fc, block=4096)
     assert [f.data for f in frames] == [tx.frame for tx in txs]
@@ -131,14 +165,30 @@ def test_three_modes_at_868_625_mhz_and_1_6_msps():
 def test_simultaneous_telegrams_on_three_channels():
     """S1-m, T1 and the C2 downlink on air at once (2.4 MS/s at 868.95 MHz)."""
     fs, fc = 2.4e6, 868.95e6
-    txs = [Tx(build_telegram("SIM", f"0000000{k}", 30, seed=70 + k), mode, direction,
-              "A", cfo_hz=cfo)
-           for k, (mode, direction, cfo) in enumerate([("S1-m", "meter", 10e3),
-                                                       ("T1", "meter", -20e3),
-                                                       ("C2", "other", 5e3)])]
-    bursts = [frame_burst(tx.frame, tx.mode, tx.direction, "A", sample_rate_hz=fs,
-                          start_sample=3000 + 500 * k, carrier_offset_hz=tx.cfo_hz)
-              for k, tx in enumerate(txs)]
+    txs = [
+        Tx(
+            build_telegram("SIM", f"0000000{k}", 30, seed=70 + k),
+            mode,
+            direction,
+            "A",
+            cfo_hz=cfo,
+        )
+        for k, (mode, direction, cfo) in enumerate(
+            [("S1-m", "meter", 10e3), ("T1", "meter", -20e3), ("C2", "other", 5e3)]
+        )
+    ]
+    bursts = [
+        frame_burst(
+            tx.frame,
+            tx.mode,
+            tx.direction,
+            "A",
+            sample_rate_hz=fs,
+            start_sample=3000 + 500 * k,
+            carrier_offset_hz=tx.cfo_hz,
+        )
+        for k, tx in enumerate(txs)
+    ]
     iq = compose(bursts, fc, fs, max(b.stop_sample for b in bursts) + 3000)
     iq = add_awgn(iq, 16.0, 16384.0, fs, np.random.default_rng(4), signal_power=1.0)
     frames = receive(iq, fs, fc)

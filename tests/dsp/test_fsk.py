@@ -73,8 +73,10 @@ def test_window_sums_interpolate_partial_samples():
 def test_a_tone_correlator_peaks_at_its_own_frequency():
     n = 64
     z = np.exp(2j * np.pi * 0.1 * np.arange(n)).astype(np.complex64)
-    energies = [abs(window_sums(tone_prefix(z, f), 0, n)) ** 2
-                for f in (0.05, 0.09, 0.1, 0.11, 0.15)]
+    energies = [
+        abs(window_sums(tone_prefix(z, f), 0, n)) ** 2
+        for f in (0.05, 0.09, 0.1, 0.11, 0.15)
+    ]
     assert int(np.argmax(energies)) == 2
     assert energies[2] == pytest.approx(n * n, rel=1e-6)
 
@@ -119,7 +121,7 @@ def test_coherent_manchester_matches_reference_and_the_bits(rng):
     got = coherent_soft(track.y_one, track.y_zero, known, manchester=True)
     want = coherent_soft_reference(track.y_one, track.y_zero, known, manchester=True)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
-    data = got[known.size:]
+    data = got[known.size :]
     assert np.array_equal(data[1::2] > data[0::2], bits == 1)
 
 
@@ -128,7 +130,9 @@ def test_coherent_beats_square_law_in_noise():
     rng = np.random.default_rng(7)
     chips = rng.integers(0, 2, 4000).astype(np.uint8)
     # h = 1 (T/C-like); noise for about Ec/N0 = 6 dB
-    track = _chip_correlators(chips, sps=8.0, dev=1 / 16, noise=0.25 * np.sqrt(8), seed=3)
+    track = _chip_correlators(
+        chips, sps=8.0, dev=1 / 16, noise=0.25 * np.sqrt(8), seed=3
+    )
     coherent = coherent_soft(track.y_one, track.y_zero, chips[:40])
     errors_coherent = np.count_nonzero((coherent[40:] > 0) != (chips[40:] == 1))
     errors_square = np.count_nonzero((track.soft[40:] > 0) != (chips[40:] == 1))
@@ -143,9 +147,11 @@ def test_coherent_soft_rejects_bad_shapes():
         coherent_soft(y, y, np.zeros(1, np.uint8))
 
 
-# -- soft line decoding ---------------------------------------------------------------------
+# -- soft line decoding --------------------------------------------------------------
 def _soft(chips, rng, noise=0.0):
-    return np.where(np.asarray(chips) == 1, 1.0, -1.0) + noise * rng.normal(size=len(chips))
+    return np.where(np.asarray(chips) == 1, 1.0, -1.0) + noise * rng.normal(
+        size=len(chips)
+    )
 
 
 @settings(max_examples=40, deadline=None)

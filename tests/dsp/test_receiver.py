@@ -15,10 +15,10 @@ import pytest
 
 from dsp.buffer import SampleBuffer
 from dsp.modes import get_phy
-from dsp.receiver import PHYS, RawFrame, Receiver
+from dsp.receiver import RawFrame, Receiver
 from sdr.source_file import FileSource
 from stack.frame import add_crcs, strip_crcs
-from tests.helpers_tx import build_telegram, modulate_telegrams, TxSpec
+from tests.helpers_tx import TxSpec, build_telegram, modulate_telegrams
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDING = ROOT / "recordings" / "multimode_868.95M_2400k.sigmf-meta"
@@ -47,7 +47,7 @@ def _read_all(path) -> tuple[np.ndarray, FileSource]:
 def _receive(rx: Receiver, iq: np.ndarray, block: int) -> list[RawFrame]:
     frames = []
     for lo in range(0, iq.size, block):
-        frames += rx.feed(iq[lo: lo + block])
+        frames += rx.feed(iq[lo : lo + block])
     return frames + rx.flush()
 
 
@@ -60,19 +60,26 @@ def recording():
 @pytest.fixture(scope="module")
 def recording_frames(recording):
     iq, _, fs, fc = recording
-    return {block: _receive(Receiver(fs, fc), iq, block)
-            for block in (iq.size, 65536, 1000)}
+    return {
+        block: _receive(Receiver(fs, fc), iq, block) for block in (iq.size, 65536, 1000)
+    }
 
 
 def test_recording_every_telegram_decoded(recording, recording_frames):
     iq, annotations, fs, _ = recording
     frames = recording_frames[iq.size]
     assert all(f.crc_ok for f in frames)
-    assert sorted(f.data.hex() for f in frames) == sorted(a.frame_hex for a in annotations)
+    assert sorted(f.data.hex() for f in frames) == sorted(
+        a.frame_hex for a in annotations
+    )
     for ann in annotations:
         direction = ann.extra["wmbus:direction"]
-        frame = next(f for f in frames if f.data.hex() == ann.frame_hex
-                     and abs(f.sample_index - ann.sample_start) < ann.sample_count)
+        frame = next(
+            f
+            for f in frames
+            if f.data.hex() == ann.frame_hex
+            and abs(f.sample_index - ann.sample_start) < ann.sample_count
+        )
         phy = get_phy(ann.mode, direction)
         assert frame.phy == _phy_of(ann.mode, direction)
         assert frame.frame_format == ann.frame_format
@@ -82,8 +89,9 @@ def test_recording_every_telegram_decoded(recording, recording_frames):
         sync = ann.sample_start + 2 * phy.preamble_pairs * chip
         assert frame.sample_index == pytest.approx(sync, abs=chip)
         assert frame.time_s == pytest.approx(frame.sample_index / fs)
-        assert frame.freq_offset_hz == pytest.approx(ann.carrier_hz - frame.channel_hz,
-                                                     abs=1500)
+        assert frame.freq_offset_hz == pytest.approx(
+            ann.carrier_hz - frame.channel_hz, abs=1500
+        )
         # written at 0.35 of full scale, plus the telegram's own gain; the burst
         # power holds the channel noise too: take it out with the SNR
         level = 20 * np.log10(0.35) + ann.extra["wmbus:gain_db"]
@@ -105,10 +113,14 @@ def test_recording_overlapping_telegrams_on_two_channels(recording, recording_fr
     (S1 + T1, C2 downlink + T1): each such pair is decoded."""
     _, annotations, _, _ = recording
     decoded = {f.data.hex() for f in recording_frames[recording[0].size]}
-    pairs = [(a, b) for i, a in enumerate(annotations) for b in annotations[i + 1:]
-             if a.sample_start < b.sample_start + b.sample_count
-             and b.sample_start < a.sample_start + a.sample_count
-             and a.carrier_hz // 200e3 != b.carrier_hz // 200e3]
+    pairs = [
+        (a, b)
+        for i, a in enumerate(annotations)
+        for b in annotations[i + 1 :]
+        if a.sample_start < b.sample_start + b.sample_count
+        and b.sample_start < a.sample_start + a.sample_count
+        and a.carrier_hz // 200e3 != b.carrier_hz // 200e3
+    ]
     assert len(pairs) >= 2
     for a, b in pairs:
         assert a.frame_hex in decoded and b.frame_hex in decoded
@@ -123,7 +135,7 @@ def test_phys_selects_chains(recording):
     assert len(frames) == sum(a.mode == "T1" for a in annotations)
 
 
-# -- the real capture ---------------------------------------------------------------------
+# -- the real capture ----------------------------------------------------------------
 def _readme_telegrams(shared: Path) -> list[str]:
     text = (shared / "recordings" / "README.md").read_text()
     return re.findall(r"^- \(\d\) `([0-9a-f]+)`", text, flags=re.MULTILINE)
@@ -136,8 +148,9 @@ def test_real_capture_both_telegrams(shared):
     expected = _readme_telegrams(shared)
     assert len(expected) == 2
     iq, source = _read_all(path)
-    frames = _receive(Receiver(source.sample_rate_hz, source.center_freq_hz), iq,
-                      1 << 16)
+    frames = _receive(
+        Receiver(source.sample_rate_hz, source.center_freq_hz), iq, 1 << 16
+    )
     got = [strip_crcs(f.data, f.frame_format).hex() for f in frames]
     assert got == expected
     for frame in frames:
@@ -146,7 +159,7 @@ def test_real_capture_both_telegrams(shared):
         assert -16e3 < frame.freq_offset_hz < -9e3
 
 
-# -- noise, bad CRCs, API -------------------------------------------------------------------
+# -- noise, bad CRCs, API ------------------------------------------------------------
 @pytest.mark.parametrize("emit_bad_crc", [False, True])
 def test_noise_dc_and_clipping_give_no_frames(emit_bad_crc):
     fs = 2.4e6
@@ -164,9 +177,25 @@ def test_noise_dc_and_clipping_give_no_frames(emit_bad_crc):
         x = np.clip(x.real, -1, 1) + 1j * np.clip(x.imag, -1, 1)
         x = x.astype(np.complex64)
         for lo in range(0, n, 1 << 16):
-            frames += rx.feed(x[lo: lo + (1 << 16)])
+            frames += rx.feed(x[lo : lo + (1 << 16)])
     frames += rx.flush()
     assert frames == []
+
+
+def test_garbage_floats_give_no_frames_and_no_errors():
+    gen = np.random.default_rng(7)
+    x = (gen.normal(size=200_000) + 1j * gen.normal(size=200_000)).astype(np.complex64)
+    x[1000:1100] = np.nan
+    x[5000] = np.inf
+    x[9000:9010] = 1e30 - 1e30j
+    rx = Receiver(2.4e6, 868.95e6, emit_bad_crc=True)
+    assert _receive(rx, x, 30_000) == []
+    # the stream afterwards is unharmed: a telegram still decodes
+    tel = build_telegram("QWE", "87654321", 30, seed=9)
+    iq, _ = _capture([TxSpec(tel, "T1")])
+    assert [f.data for f in _receive(rx, np.concatenate([x, iq]), 30_000)] == [
+        add_crcs(tel, "A")
+    ]
 
 
 def _capture(specs, fs=2.4e6, fc=868.95e6, noise=0.02, seed=5):
@@ -200,11 +229,17 @@ def test_flush_decides_a_telegram_at_the_end_and_restarts():
 
 
 def test_random_block_sizes_give_the_same_frames(rng):
-    specs = [TxSpec(build_telegram("ABC", f"{k:08d}", 30 + 7 * k, seed=k), mode, fmt,
-                    carrier_offset_hz=off)
-             for k, (mode, fmt, off) in enumerate([("S1-m", "A", 20e3),
-                                                   ("T1", "A", -35e3),
-                                                   ("C1", "B", 50e3)])]
+    specs = [
+        TxSpec(
+            build_telegram("ABC", f"{k:08d}", 30 + 7 * k, seed=k),
+            mode,
+            fmt,
+            carrier_offset_hz=off,
+        )
+        for k, (mode, fmt, off) in enumerate(
+            [("S1-m", "A", 20e3), ("T1", "A", -35e3), ("C1", "B", 50e3)]
+        )
+    ]
     iq, _ = _capture(specs)
     whole = _receive(Receiver(2.4e6, 868.95e6), iq, iq.size)
     assert len(whole) == 3
@@ -212,7 +247,7 @@ def test_random_block_sizes_give_the_same_frames(rng):
     frames, pos = [], 0
     while pos < iq.size:
         n = int(rng.integers(1, 40_000))
-        frames += rx.feed(iq[pos: pos + n])
+        frames += rx.feed(iq[pos : pos + n])
         pos += n
     assert frames + rx.flush() == whole
 
@@ -221,8 +256,9 @@ def test_memory_stays_flat_on_a_long_stream():
     fs = 1.6e6
     rx = Receiver(fs, 868.625e6)
     gen = np.random.default_rng(1)
-    block = (0.1 * (gen.normal(size=1 << 16) + 1j * gen.normal(size=1 << 16))
-             ).astype(np.complex64)
+    block = (0.1 * (gen.normal(size=1 << 16) + 1j * gen.normal(size=1 << 16))).astype(
+        np.complex64
+    )
     sizes = []
     for _ in range(150):  # 6 s
         rx.feed(block)
@@ -232,9 +268,16 @@ def test_memory_stays_flat_on_a_long_stream():
 
 def test_channels_and_bad_arguments():
     assert Receiver(2.4e6, 868.95e6).channels == [
-        ("S", 868.3e6), ("T", 868.95e6), ("C", 868.95e6), ("C2", 869.525e6)]
+        ("S", 868.3e6),
+        ("T", 868.95e6),
+        ("C", 868.95e6),
+        ("C2", 869.525e6),
+    ]
     assert Receiver(1.6e6, 868.625e6).channels == [
-        ("S", 868.3e6), ("T", 868.95e6), ("C", 868.95e6)]
+        ("S", 868.3e6),
+        ("T", 868.95e6),
+        ("C", 868.95e6),
+    ]
     assert Receiver(1.2e6, 869.525e6, phys="C2,S").channels == [("C2", 869.525e6)]
     with pytest.raises(ValueError, match="1.2 MS/s"):
         Receiver(1.0e6, 868.95e6)
@@ -251,7 +294,7 @@ def test_sample_buffer_windows():
     buf = SampleBuffer(capacity=16)
     data = np.arange(100, dtype=np.complex64)
     for lo in range(0, 100, 7):
-        buf.append(data[lo: lo + 7])
+        buf.append(data[lo : lo + 7])
         buf.trim(buf.end - 20)
     assert (buf.start, buf.end) == (80, 100)
     np.testing.assert_array_equal(buf.get(85, 90), data[85:90])

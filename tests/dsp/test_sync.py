@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dsp.chipfamily import CHIP_FAMILIES
 from dsp.modes import get_phy, header_chips
 from dsp.modulator import modulate
 from dsp.squelch import NoiseGate, gate_reference
-from dsp.sync import CHIP_FAMILIES, GRID_PER_CHIP, SyncScanner, scan_reference
+from dsp.sync import GRID_PER_CHIP, SyncScanner, scan_reference
 
 RATES = {"S": 533_333.3333333334, "TC": 600_000.0, "C2": 400_000.0}
-PHYS = {"S": ("S1-m", "meter", "A"), "TC": ("T1", "meter", "A"),
-        "C2": ("C2", "other", "A")}
+PHYS = {
+    "S": ("S1-m", "meter", "A"),
+    "TC": ("T1", "meter", "A"),
+    "C2": ("C2", "other", "A"),
+}
 
 
 def _burst(name, rng, cfo_hz=0.0, lead=2000, noise=0.05, n_data=200, seed=0):
@@ -22,8 +26,14 @@ def _burst(name, rng, cfo_hz=0.0, lead=2000, noise=0.05, n_data=200, seed=0):
     head = header_chips(phy, fmt)
     chips = np.concatenate([head, rng.integers(0, 2, n_data).astype(np.uint8)])
     rate = RATES[name]
-    iq = modulate(chips, phy.chip_rate_hz, phy.deviation_hz, rate,
-                  gaussian_bt=phy.gaussian_bt, freq_offset_hz=cfo_hz)
+    iq = modulate(
+        chips,
+        phy.chip_rate_hz,
+        phy.deviation_hz,
+        rate,
+        gaussian_bt=phy.gaussian_bt,
+        freq_offset_hz=cfo_hz,
+    )
     iq = np.concatenate([np.zeros(lead), iq, np.zeros(lead)])
     gen = np.random.default_rng(seed)
     iq = iq + noise * (gen.normal(size=iq.size) + 1j * gen.normal(size=iq.size))
@@ -31,8 +41,10 @@ def _burst(name, rng, cfo_hz=0.0, lead=2000, noise=0.05, n_data=200, seed=0):
     fam = CHIP_FAMILIES[name]
     pattern_end = head.size - len(phy.marker_chips(fmt))
     end = lead + pattern_end * rate / phy.chip_rate_hz
-    assert "".join(map(str, head[pattern_end - fam.n_pattern: pattern_end])) \
+    assert (
+        "".join(map(str, head[pattern_end - fam.n_pattern : pattern_end]))
         == fam.pattern
+    )
     return iq.astype(np.complex64), end
 
 
@@ -72,8 +84,13 @@ def test_preamble_alone_never_matches(name):
     fam = CHIP_FAMILIES[name]
     phy = get_phy(*PHYS[name][:2])
     chips = np.tile(np.array([0, 1], dtype=np.uint8), 400)
-    iq = modulate(chips, phy.chip_rate_hz, phy.deviation_hz, RATES[name],
-                  gaussian_bt=phy.gaussian_bt).astype(np.complex64)
+    iq = modulate(
+        chips,
+        phy.chip_rate_hz,
+        phy.deviation_hz,
+        RATES[name],
+        gaussian_bt=phy.gaussian_bt,
+    ).astype(np.complex64)
     cands, _ = _scan_whole(name, iq)
     assert cands == []
     assert fam.max_errors >= fam.max_sync_errors
@@ -98,7 +115,8 @@ def test_kernel_matches_reference_and_chunks(name, rng):
     first = int(np.ceil(32 / scanner.grid_step))
     ref = scan_reference(iq, 0, scanner, first)
     assert [(c.end_sample, c.errors) for c in whole] == [
-        (int(np.floor(g * scanner.grid_step)) + 1, e) for g, _, e in ref]
+        (int(np.floor(g * scanner.grid_step)) + 1, e) for g, _, e in ref
+    ]
     # the same scan cut at random places
     chunked = SyncScanner(CHIP_FAMILIES[name], RATES[name])
     out = chunked.reset(32)
@@ -123,11 +141,13 @@ def test_scan_checks_its_arguments(rng):
     assert GRID_PER_CHIP == 4
 
 
-# -- noise gate -----------------------------------------------------------------------------
+# -- noise gate ----------------------------------------------------------------------
 def _levels(rng, n_blocks, block):
     """Noise whose level steps up for a while (a burst), then back."""
-    x = (rng.normal(size=n_blocks * block) + 1j * rng.normal(size=n_blocks * block)) * 0.1
-    x[200 * block: 260 * block] *= 2.0
+    x = (
+        rng.normal(size=n_blocks * block) + 1j * rng.normal(size=n_blocks * block)
+    ) * 0.1
+    x[200 * block : 260 * block] *= 2.0
     return x.astype(np.complex64)
 
 
@@ -137,7 +157,7 @@ def test_gate_kernel_matches_reference_in_chunks(rng):
     pos = 0
     while pos < x.size:
         n = gate.block_len * int(rng.integers(0, 30))
-        gate.measure(x[pos: pos + n])
+        gate.measure(x[pos : pos + n])
         pos += n
     want_open, want_floor = gate_reference(x, gate.block_len)
     got_open = gate.wants_scan(0, 0)  # empty range is fine
