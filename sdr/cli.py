@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 
 from sdr.cli_collect import add_collect_parser
+from sdr.cli_listen import add_listen_parser
 from sdr.cli_replay import add_replay_parser
 from sdr.cli_serve import add_serve_parser
 from sdr.cli_transmit import add_transmit_parser
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_collect_parser(sub)
     add_serve_parser(sub)
     add_replay_parser(sub, _add_key_options)
+    add_listen_parser(sub, _add_key_options)
     return parser
 
 

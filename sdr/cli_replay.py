@@ -21,10 +21,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from sdr.cliutil import UsageError
-from sdr.mqtt import add_mqtt_arguments
+from sdr.cli_receive import add_receive_arguments, parse_frequency_flag
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["add_replay_parser", "run_replay", "replay"]
 
 _FILE_FORMATS = ("cu8", "cs8", "cs16", "cf32", "sigmf")
-_OUTPUTS = ("text", "jsonl", "rtlwmbus")
 # A progress bar is worth drawing only for files that take a while.
 _PROGRESS_MIN_S = 2.0
 _PROGRESS_EVERY_S = 0.2
@@ -66,38 +64,8 @@ def add_replay_parser(sub: argparse._SubParsersAction, add_key_options) -> None:
         choices=_FILE_FORMATS,
         help="sample format when the file name does not say it",
     )
-    parser.add_argument(
-        "--modes",
-        default=None,
-        metavar="S,T,C",
-        help="receiver chains: S (868.3 MHz: S1, T2 downlink), T and C (868.95 MHz), "
-        "C2 (869.525 MHz downlink); default all",
-    )
-    add_key_options(parser)
-    parser.add_argument(
-        "--output",
-        choices=_OUTPUTS,
-        default="text",
-        help="text (default), jsonl, or rtlwmbus (rtl_wmbus lines for wmbusmeters)",
-    )
-    parser.add_argument(
-        "--all",
-        action="store_true",
-        help="also output frames whose CRCs failed, marked as such",
-    )
-    add_mqtt_arguments(parser)
+    add_receive_arguments(parser, add_key_options)
     parser.set_defaults(handler=run_replay)
-
-
-def _frequency(text: str | None, flag: str) -> float | None:
-    from sdr.units import parse_frequency
-
-    if text is None:
-        return None
-    try:
-        return parse_frequency(text)
-    except ValueError as exc:
-        raise UsageError(f"{flag}: {exc}") from None
 
 
 def _sigmf_start_time(source: FileSource) -> datetime | None:
@@ -166,25 +134,9 @@ def _open(args: argparse.Namespace) -> FileSource:
     return FileSource(
         args.path,
         file_format=args.file_format,
-        sample_rate_hz=_frequency(args.rate, "--rate"),
-        center_freq_hz=_frequency(args.center, "--center"),
+        sample_rate_hz=parse_frequency_flag(args.rate, "--rate"),
+        center_freq_hz=parse_frequency_flag(args.center, "--center"),
     )
-
-
-def _warn_missing_channels(receiver: Any, phys: tuple[str, ...], err: TextIO) -> None:
-    """Say which asked-for chains have no channel inside the sampled band."""
-    channels = getattr(receiver, "channels", None)
-    if channels is None:
-        return
-    heard = {phy for phy, _ in channels}
-    missing = [phy for phy in phys if phy not in heard]
-    if missing:
-        print(
-            f"wmbus: warning: no channel of mode {', '.join(missing)} lies in the "
-            "sampled band (check --center and --rate)",
-            file=err,
-            flush=True,
-        )
 
 
 def replay(
@@ -214,57 +166,51 @@ def replay(
     KeyFormatError
         For a malformed --key or key file.
     """
+    from sdr.cli_receive import (
+        ReceptionOutput,
+        build_pipeline,
+        phys_from_args,
+        report_session,
+    )
     from sdr.keys import keyring_from_options
     from sdr.mqtt_publish import publisher_from_args
-    from sdr.output_rx import ReceptionWriter, reception_to_dict
+    from sdr.output_rx import ReceptionWriter
+    from sdr.pipeline import run_pipeline
     from sdr.reception import Reception
-    from sdr.pipeline import ReceivePipeline, run_pipeline
-    from sdr.reception import parse_phys
-    from stack.errors import SourceError
 
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    try:
-        phys = parse_phys(args.modes)
-    except ValueError as exc:
-        raise UsageError(f"--modes: {exc}") from None
+    phys_from_args(args)  # a bad --modes is a usage error before the file is opened
     keys = keyring_from_options(args.key, args.keys)
     with _open(args) as source:
-        try:
-            pipeline = ReceivePipeline(
-                source.sample_rate_hz,
-                source.center_freq_hz,
-                keys=keys,
-                phys=phys,
-                emit_bad_crc=args.all,
-                receiver_factory=receiver_factory,
-            )
-        except ValueError as exc:  # the receiver refuses this rate or centre
-            raise SourceError(f"{source.name}: {exc}") from None
-        if args.modes is not None:  # asked for by name: say if one cannot be heard
-            _warn_missing_channels(pipeline.receiver, phys, err)
+        pipeline = build_pipeline(
+            args,
+            source.name,
+            source.sample_rate_hz,
+            source.center_freq_hz,
+            keys=keys,
+            err=err,
+            receiver_factory=receiver_factory,
+        )
         start_time = _sigmf_start_time(source)
-        writer = ReceptionWriter(out, args.output, start_time)
         publisher = publisher_from_args(
-            args, lambda: {**pipeline.counters.as_dict(), "samples": source.samples_read}
+            args,
+            lambda: {**pipeline.counters.as_dict(), "samples": source.samples_read},
+        )
+        output = ReceptionOutput(
+            ReceptionWriter(out, args.output, start_time), publisher
         )
         progress = _Progress.for_source(source, err)
 
         def emit(reception: Reception) -> bool:
-            if publisher is not None and reception.crc_ok:
-                publisher.publish(reception_to_dict(reception, start_time))
-            return writer.write(reception)
+            return output.emit(reception, start_time)
 
         try:
             run_pipeline(source, pipeline, emit, progress)
         finally:
             if progress is not None:
                 progress.close()
-            print(f"wmbus: {pipeline.counters.summary()}", file=err, flush=True)
-            if publisher is not None:
-                counts = publisher.close(timeout_s=5.0)
-                print(f"wmbus: MQTT {counts.published} published, {counts.dropped} "
-                      "dropped", file=err, flush=True)
+            report_session(err, pipeline, publisher)
     return 0
 
 
