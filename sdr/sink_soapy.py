@@ -41,10 +41,11 @@ from sdr.soapy import (
     SOAPY_SDR_TX,
     SOAPY_SDR_UNDERFLOW,
     SYSTEM_SITE_DIRS,
-    describe_ranges,
     error_name,
     import_soapysdr,
     in_ranges,
+    set_frequency,
+    set_sample_rate,
 )
 from sdr.soapy import parse_device_args as _parse_device_args
 from stack.errors import SinkError
@@ -73,9 +74,6 @@ _DEFAULT_MTU = 1 << 16
 # How far the device may lag behind the host clock when playing out, s: time after
 # the computed end of a burst before the stream is deactivated.
 _DRAIN_MARGIN_S = 0.25
-# Largest relative difference between the sample rate asked for and the one set.
-_MAX_RATE_ERROR = 1e-4
-
 
 def parse_device_args(text: str) -> dict[str, str]:
     """Parse SoapySDR device arguments ``"driver=hackrf,serial=..."`` into a dict.
@@ -236,30 +234,12 @@ class SoapySink(SampleSink):
         self._device.setAntenna(SOAPY_SDR_TX, self.channel, antenna)
 
     def _set_rate(self) -> None:
-        device, rate_hz = self._device, self.sample_rate_hz
-        ranges = device.getSampleRateRange(SOAPY_SDR_TX, self.channel)
-        if not in_ranges(rate_hz, ranges):
-            raise SinkError(
-                f"{self.name}: sample rate {rate_hz / 1e6:g} MS/s not supported; it "
-                f"offers {describe_ranges(ranges, 1e6, 'MS/s')}"
-            )
-        device.setSampleRate(SOAPY_SDR_TX, self.channel, rate_hz)
-        actual_hz = float(device.getSampleRate(SOAPY_SDR_TX, self.channel))
-        if abs(actual_hz - rate_hz) > _MAX_RATE_ERROR * rate_hz:
-            raise SinkError(
-                f"{self.name}: asked for {rate_hz:.0f} S/s, the device set "
-                f"{actual_hz:.0f} S/s; choose a rate it supports exactly"
-            )
+        set_sample_rate(self._device, SOAPY_SDR_TX, self.channel, self.sample_rate_hz,
+                        self.name, SinkError)
 
     def _set_frequency(self) -> None:
-        freq_hz = self.center_freq_hz
-        ranges = self._device.getFrequencyRange(SOAPY_SDR_TX, self.channel)
-        if not in_ranges(freq_hz, ranges):
-            raise SinkError(
-                f"{self.name}: cannot tune to {freq_hz / 1e6:g} MHz; it covers "
-                f"{describe_ranges(ranges, 1e6, 'MHz')}"
-            )
-        self._device.setFrequency(SOAPY_SDR_TX, self.channel, freq_hz)
+        set_frequency(self._device, SOAPY_SDR_TX, self.channel, self.center_freq_hz,
+                      self.name, SinkError)
 
     def _set_gain(self, gain_db: float) -> None:
         limits = self._device.getGainRange(SOAPY_SDR_TX, self.channel)

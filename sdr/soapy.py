@@ -160,6 +160,44 @@ def describe_ranges(ranges: Any, scale: float, unit: str) -> str:
     )
 
 
+# Largest relative difference between the sample rate asked for and the one set.
+MAX_RATE_ERROR = 1e-4
+
+
+def set_sample_rate(device: Any, direction: int, channel: int, rate_hz: float,
+                    name: str, error: type[WmbusError]) -> None:
+    """Set a supported sample rate and check the device really set it.
+
+    Raises ``error`` (SourceError or SinkError) naming what the device offers, or the
+    rate it chose instead, with ``name`` in front.
+    """
+    ranges = device.getSampleRateRange(direction, channel)
+    if not in_ranges(rate_hz, ranges):
+        raise error(
+            f"{name}: sample rate {rate_hz / 1e6:g} MS/s not supported; it "
+            f"offers {describe_ranges(ranges, 1e6, 'MS/s')}"
+        )
+    device.setSampleRate(direction, channel, rate_hz)
+    actual_hz = float(device.getSampleRate(direction, channel))
+    if abs(actual_hz - rate_hz) > MAX_RATE_ERROR * rate_hz:
+        raise error(
+            f"{name}: asked for {rate_hz:.0f} S/s, the device set "
+            f"{actual_hz:.0f} S/s; choose a rate it supports exactly"
+        )
+
+
+def set_frequency(device: Any, direction: int, channel: int, freq_hz: float,
+                  name: str, error: type[WmbusError]) -> None:
+    """Tune to ``freq_hz``, refusing with ``error`` a frequency the device cannot reach."""
+    ranges = device.getFrequencyRange(direction, channel)
+    if not in_ranges(freq_hz, ranges):
+        raise error(
+            f"{name}: cannot tune to {freq_hz / 1e6:g} MHz; it covers "
+            f"{describe_ranges(ranges, 1e6, 'MHz')}"
+        )
+    device.setFrequency(direction, channel, freq_hz)
+
+
 def error_name(code: int) -> str:
     """``"overflow (-4)"``: a SoapySDR error code with its name."""
     return f"{SOAPY_ERRORS.get(code, 'error')} ({code})"

@@ -40,10 +40,11 @@ from sdr.soapy import (
     SOAPY_SDR_OVERFLOW,
     SOAPY_SDR_RX,
     SOAPY_SDR_TIMEOUT,
-    describe_ranges,
     error_name,
     import_soapysdr,
     in_ranges,
+    set_frequency,
+    set_sample_rate,
     parse_device_args,
 )
 from sdr.source_live import (
@@ -71,9 +72,6 @@ _READ_TIMEOUT_US = 100_000
 _IDLE_S = 0.005
 # Samples per readStream when the device reports no MTU.
 _DEFAULT_MTU = 1 << 16
-# Largest relative difference between the sample rate asked for and the one set.
-_MAX_RATE_ERROR = 1e-4
-
 
 def _open_real_device(args: dict[str, str]) -> Any:
     try:
@@ -222,30 +220,12 @@ class SoapySource(LiveSource):
             self._set_bias_tee(bool(self.bias_tee))
 
     def _set_rate(self) -> None:
-        device, rate_hz = self._device, self.sample_rate_hz
-        ranges = device.getSampleRateRange(SOAPY_SDR_RX, self.channel)
-        if not in_ranges(rate_hz, ranges):
-            raise SourceError(
-                f"{self.name}: sample rate {rate_hz / 1e6:g} MS/s not supported; it "
-                f"offers {describe_ranges(ranges, 1e6, 'MS/s')}"
-            )
-        device.setSampleRate(SOAPY_SDR_RX, self.channel, rate_hz)
-        actual_hz = float(device.getSampleRate(SOAPY_SDR_RX, self.channel))
-        if abs(actual_hz - rate_hz) > _MAX_RATE_ERROR * rate_hz:
-            raise SourceError(
-                f"{self.name}: asked for {rate_hz:.0f} S/s, the device set "
-                f"{actual_hz:.0f} S/s; choose a rate it supports exactly"
-            )
+        set_sample_rate(self._device, SOAPY_SDR_RX, self.channel, self.sample_rate_hz,
+                        self.name, SourceError)
 
     def _set_frequency(self) -> None:
-        freq_hz = self.center_freq_hz
-        ranges = self._device.getFrequencyRange(SOAPY_SDR_RX, self.channel)
-        if not in_ranges(freq_hz, ranges):
-            raise SourceError(
-                f"{self.name}: cannot tune to {freq_hz / 1e6:g} MHz; it covers "
-                f"{describe_ranges(ranges, 1e6, 'MHz')}"
-            )
-        self._device.setFrequency(SOAPY_SDR_RX, self.channel, freq_hz)
+        set_frequency(self._device, SOAPY_SDR_RX, self.channel, self.center_freq_hz,
+                      self.name, SourceError)
 
     def _set_gain(self) -> None:
         device, ch = self._device, self.channel
