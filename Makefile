@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # numba's cache=True writes compiled kernels here, so compilation is paid once.
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 
-.PHONY: demo test install install-test system-deps clean
+.PHONY: demo test bench install install-test system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ demo: install
 
 test: install-test system-deps
 	$(BIN)/python -m pytest
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(VENV)/.installed $@
+
+# Kernel micro-benchmarks against their numpy twins, then throughput and sensitivity
+# (with rtl_433 side by side when it is installed); results in benchmarks/results.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m pytest benchmarks/test_kernels_bench.py -p no:cacheprovider \
+	    --benchmark-group-by=group --benchmark-columns=median,iqr,rounds
+	$(BIN)/wmbus bench throughput $(if $(shell command -v rtl_433),--compare rtl_433) --out benchmarks/results
+	$(BIN)/wmbus bench sensitivity $(if $(shell command -v rtl_433),--compare rtl_433) --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) .numba_cache .pytest_cache .hypothesis

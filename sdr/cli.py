@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
+from sdr.cli_bench import add_bench_parser
 from sdr.cli_collect import add_collect_parser
 from sdr.cli_listen import add_listen_parser
 from sdr.cli_replay import add_replay_parser
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     add_replay_parser(sub, _add_key_options)
     add_listen_parser(sub, _add_key_options)
+    add_bench_parser(sub)
     return parser
 
 
