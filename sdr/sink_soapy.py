@@ -44,6 +44,7 @@ from sdr.soapy import (
     error_name,
     import_soapysdr,
     in_ranges,
+    open_device,
     set_frequency,
     set_sample_rate,
 )
@@ -87,14 +88,7 @@ def parse_device_args(text: str) -> dict[str, str]:
 
 
 def _open_real_device(args: dict[str, str]) -> Any:
-    try:
-        soapy = import_soapysdr()
-    except ModuleNotFoundError as exc:
-        raise SinkError(
-            f"soapy: the SoapySDR Python binding is not available ({exc}); install it "
-            "with: apt install python3-soapysdr (see README: SoapySDR)"
-        ) from exc
-    return soapy.Device(args)
+    return open_device(args, SinkError)
 
 
 class SoapySink(SampleSink):

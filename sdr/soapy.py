@@ -198,6 +198,19 @@ def set_frequency(device: Any, direction: int, channel: int, freq_hz: float,
     device.setFrequency(direction, channel, freq_hz)
 
 
+def open_device(args: dict[str, str], error: type[WmbusError]) -> Any:
+    """Open a SoapySDR device; a missing Python binding becomes ``error`` saying how
+    to install it."""
+    try:
+        soapy = import_soapysdr()
+    except ModuleNotFoundError as exc:
+        raise error(
+            f"soapy: the SoapySDR Python binding is not available ({exc}); install it "
+            "with: apt install python3-soapysdr (see README: SoapySDR)"
+        ) from exc
+    return soapy.Device(args)
+
+
 def error_name(code: int) -> str:
     """``"overflow (-4)"``: a SoapySDR error code with its name."""
     return f"{SOAPY_ERRORS.get(code, 'error')} ({code})"

@@ -41,11 +41,11 @@ from sdr.soapy import (
     SOAPY_SDR_RX,
     SOAPY_SDR_TIMEOUT,
     error_name,
-    import_soapysdr,
     in_ranges,
+    open_device,
+    parse_device_args,
     set_frequency,
     set_sample_rate,
-    parse_device_args,
 )
 from sdr.source_live import (
     DEFAULT_CENTER_FREQ_HZ,
@@ -74,14 +74,7 @@ _IDLE_S = 0.005
 _DEFAULT_MTU = 1 << 16
 
 def _open_real_device(args: dict[str, str]) -> Any:
-    try:
-        soapy = import_soapysdr()
-    except ModuleNotFoundError as exc:
-        raise SourceError(
-            f"soapy: the SoapySDR Python binding is not available ({exc}); install it "
-            "with: apt install python3-soapysdr (see README: SoapySDR)"
-        ) from exc
-    return soapy.Device(args)
+    return open_device(args, SourceError)
 
 
 class SoapySource(LiveSource):
