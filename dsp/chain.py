@@ -148,9 +148,9 @@ class ChannelChain:
         # Latest moment the scan can have produced a candidate: its merge window
         # closed and the gate's lookahead was measured.  A pure function of the
         # candidate, so it orders results the same for any input block sizes.
-        merge = int(np.ceil(2 * self.decoder.sps))
+        lag = self.scanner.decision_lag
         for cand in cands:
-            last_block = (cand.end_sample + merge) // blk
+            last_block = (cand.end_sample + lag) // blk
             found_at = (last_block + LOOKAHEAD_BLOCKS + 2) * blk
             noise = self.gate.floor(min(cand.end_sample // blk, self.gate.n_blocks - 1))
             self._queue.append(_Pending(cand, noise, found_at))

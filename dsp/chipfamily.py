@@ -32,6 +32,24 @@ _TONE_STEP_C2_HZ = 12_500.0
 _PATTERN_PAIRS = {"S": 8, "TC": 12, "C2": 12}
 
 
+def _spread(limit: float, step: float) -> tuple[float, ...]:
+    """0, -step, +step, -2 step, ... out to +-limit (nominal first: ties go to it)."""
+    n = int(round(limit / step))
+    return (0.0, *(s * k * step for k in range(1, n + 1) for s in (-1.0, 1.0)))
+
+
+# Chip-rate errors the detector tries, as fractions, 3 % apart: within 1.5 % of a
+# hypothesis the pattern's ends stay a quarter chip from where it samples them.
+# EN 13757-4 lets T meters be off by up to +-12 % (reference 1.1), S meters +-2 % and
+# C meters +-100 ppm: +-6 % is generous for S and C2 and keeps their scan cheaper
+# (C shares the T channel's hypotheses).
+_RATE_ERRORS = {
+    "S": _spread(0.06, 0.03),
+    "TC": _spread(0.12, 0.03),
+    "C2": _spread(0.06, 0.03),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ChipFamily:
     """Chip-level parameters shared by the modes of one radio channel.
@@ -54,9 +72,13 @@ class ChipFamily:
         Length of the sync word at the end of the pattern, chips.
     max_sync_errors : int
         Chips of the sync word that may be wrong: fewer than half its distance from
-        the preamble ("0101..."), so that the preamble alone never matches.
+        the preamble ("0101..."), so that the preamble alone never matches, even as
+        a chip-rate hypothesis a few percent off sees it: slipping by a chip now and
+        then (one chip repeated or left out).
     tone_step_hz : float
         Spacing of the carrier-offset hypotheses, Hz (divides the deviation).
+    rate_errors : tuple of float
+        Chip-rate errors the detector tries, fractions of the nominal rate (0 first).
     """
 
     name: str
@@ -68,6 +90,7 @@ class ChipFamily:
     sync_chips: int
     max_sync_errors: int
     tone_step_hz: float
+    rate_errors: tuple[float, ...]
 
     @property
     def n_pattern(self) -> int:
@@ -75,12 +98,19 @@ class ChipFamily:
         return len(self.pattern)
 
 
-def _preamble_distance(sync: str) -> int:
-    """Fewest chips in which ``sync`` differs from the "01" preamble at any phase."""
-    return min(
-        sum(a != b for a, b in zip(sync, ("01" * len(sync))[ph:], strict=False))
-        for ph in (0, 1)
-    )
+def _preamble_distance(sync: str, slips: bool) -> int:
+    """Fewest chips in which ``sync`` differs from the "01" preamble at any phase
+    (with ``slips``: also with one chip of it repeated or left out)."""
+    n = len(sync)
+    looks = []
+    for ph in (0, 1):
+        pre = ("01" * (n + 2))[ph:]
+        looks.append(pre[:n])
+        if slips:
+            for i in range(n):
+                looks.append((pre[: i + 1] + pre[i:])[:n])
+                looks.append((pre[:i] + pre[i + 1 :])[:n])
+    return min(sum(a != b for a, b in zip(sync, look, strict=True)) for look in looks)
 
 
 def _family(
@@ -97,7 +127,7 @@ def _family(
         sync = sync[-10:]
     pattern = "01" * _PATTERN_PAIRS[name] + sync
     dev = round(phy.deviation_hz / step_hz) * step_hz
-    max_sync = (_preamble_distance(sync) - 1) // 2
+    max_sync = (_preamble_distance(sync, slips=True) - 1) // 2
     return ChipFamily(
         name,
         phy.chip_rate_hz,
@@ -108,6 +138,7 @@ def _family(
         len(sync),
         max_sync,
         step_hz,
+        _RATE_ERRORS[name],
     )
 
 

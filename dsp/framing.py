@@ -178,6 +178,8 @@ class PacketDecoder:
         self.readings = [r for r in readings_for(family) if r.phy in phys]
         self.sample_rate_hz = float(sample_rate_hz)
         self.sps = sample_rate_hz / family.chip_rate_hz
+        # the slowest chips the detector looks for (``ChipFamily.rate_errors``)
+        self.longest_period = self.sps / (1.0 + min(family.rate_errors))
         self.emit_bad_crc = emit_bad_crc
         self.known = np.array([int(c) for c in family.pattern], dtype=np.uint8)
         self.probe_chips = max(
@@ -189,18 +191,18 @@ class PacketDecoder:
     def probe_need(self, cand: SyncCandidate) -> int:
         """Absolute channel sample index ``probe`` needs."""
         chips = self.probe_chips * _RATE_MARGIN + _MARGIN_CHIPS
-        return int(math.ceil(cand.end_sample + chips * self.sps))
+        return int(math.ceil(cand.end_sample + chips * cand.period))
 
     def lookback_samples(self) -> int:
         """Samples before a candidate's sync end that decoding reads, plus the
         detector's merge window (2 chips) a candidate may be reported late by."""
         chips = self.family.n_pattern * _RATE_MARGIN + _MARGIN_CHIPS + 3
-        return int(math.ceil(chips * self.sps)) + 2
+        return int(math.ceil(chips * self.longest_period)) + 2
 
     def span_start(self, cand: SyncCandidate) -> int:
         """First absolute channel sample the decoder reads for a candidate."""
         chips = self.family.n_pattern * _RATE_MARGIN + _MARGIN_CHIPS
-        return int(math.floor(cand.end_sample - chips * self.sps))
+        return int(math.floor(cand.end_sample - chips * cand.period))
 
     def probe(self, z: npt.NDArray[np.complex64], cand: SyncCandidate) -> Probe | None:
         """Fit the header and read the frame start.
@@ -217,25 +219,24 @@ class PacketDecoder:
         """
         start = self.span_start(cand)
         fam = self.family
-        head_stop = int(cand.end_sample + 2 * self.sps) - start
+        head_stop = int(cand.end_sample + 2 * cand.period) - start
         fit = fit_header(
             z[:head_stop],
             start,
             self.known,
             cand.end_sample,
             cand.cfo_hz,
-            fam.chip_rate_hz,
+            cand.period,
             cand.deviation_hz,
             self.sample_rate_hz,
         )
         if fit.score < _MIN_SCORE:
             return None
         track = self._track(z, start, fit, fam.n_pattern + self.probe_chips)
-        plausible = fit.score >= _PLAUSIBLE_SCORE and cand.errors <= _PLAUSIBLE_ERRORS
         kept: list[tuple[Reading, int]] = []
         for data in self._soft_variants(z, start, fit, track)[0]:
             for reading in self._order(data):
-                n_chips = self._frame_chips(reading, data, plausible)
+                n_chips = self._frame_chips(reading, data)
                 if n_chips and (reading, n_chips) not in kept:
                     kept.append((reading, n_chips))
         if not kept:
@@ -284,37 +285,28 @@ class PacketDecoder:
                 scored.append((_MAX_MARKER_ERRORS + 0.5, reading))
         return [r for _, r in sorted(scored, key=lambda item: item[0])]
 
-    def _frame_chips(
-        self, reading: Reading, data: npt.NDArray[np.float64], plausible: bool
-    ) -> int:
+    @staticmethod
+    def _frame_chips(reading: Reading, data: npt.NDArray[np.float64]) -> int:
         """On-air chips of the frame under this reading, or 0 if it cannot be one."""
         per_byte = CHIPS_PER_BYTE[reading.line_code]
         body = data[len(reading.marker) :]
         if body.size < _FIRST_BLOCK_BYTES * per_byte:  # the span ended early
             return 0
-        head, n_invalid = decode_soft(body[:per_byte], reading.line_code)
+        head, _ = decode_soft(body[:per_byte], reading.line_code)
         try:
             n_bytes = on_air_length(head[0], reading.frame_format)
         except ValueError:  # FrameError: L too small for the format
             return 0
         if reading.frame_format == "A":
-            first, n_invalid = decode_soft(
+            first, _ = decode_soft(
                 body[: _FIRST_BLOCK_BYTES * per_byte], reading.line_code
             )
-            if not self._first_block_ok(first, n_invalid, reading, plausible):
+            # also for a frame reported with a bad CRC (emit_bad_crc): its first
+            # block must check, or noise could pass for one (the header fit, tuned
+            # over offsets, chip periods and deviations, makes some noise look clean)
+            if not _first_block_crc_ok(first[:_FIRST_BLOCK_BYTES]):
                 return 0
         return n_bytes * per_byte
-
-    def _first_block_ok(
-        self, first: bytes, n_invalid: int, reading: Reading, plausible: bool
-    ) -> bool:
-        if _first_block_crc_ok(first[:_FIRST_BLOCK_BYTES]):
-            return True
-        return (
-            self.emit_bad_crc
-            and plausible
-            and not self._too_many_invalid(reading, n_invalid, _FIRST_BLOCK_BYTES)
-        )
 
     @staticmethod
     def _too_many_invalid(reading: Reading, n_invalid: int, n_bytes: int) -> bool:

@@ -28,9 +28,10 @@ from dsp.fsk import header_metric, tone_prefix
 __all__ = ["HeaderFit", "fit_header"]
 
 # Header search grids: carrier offset around the detector's hypothesis, timing around
-# the detector's sync end.  The chip period stays nominal: the header's periodic
-# preamble cannot tell a chip-rate error from a shift of whole chip pairs, so the
-# chip clock loop measures the rate instead (``track_chips``).
+# the detector's sync end.  The chip period stays the detector's hypothesis (3 %
+# apart, ``dsp.chipfamily``): the match of the header is nearly flat along a ridge of
+# period and end time (a longer period with a later end loses < 1 % of it per 0.5 %),
+# so the chip clock loop measures what is left of the rate (``track_chips``).
 _CFO_SPAN_HZ = 15_000.0
 _CFO_STEP_HZ = 2_500.0
 _TIME_SPAN_CHIPS = 0.75
@@ -74,7 +75,7 @@ def fit_header(
     known: npt.NDArray[np.uint8],
     end_guess: float,
     cfo_guess_hz: float,
-    chip_rate_hz: float,
+    period_guess: float,
     deviation_hz: float,
     sample_rate_hz: float,
 ) -> HeaderFit:
@@ -93,8 +94,9 @@ def fit_header(
         Header chips (1 = upper tone), ending at ``end_guess``.
     end_guess : float
         Absolute sample time of the header end (detector), samples.
-    cfo_guess_hz, chip_rate_hz, deviation_hz, sample_rate_hz : float
-        Detector's offset and deviation hypotheses, nominal chip rate, channel rate.
+    cfo_guess_hz, period_guess, deviation_hz, sample_rate_hz : float
+        Detector's offset, chip period (samples per chip) and deviation hypotheses;
+        channel rate.
 
     Returns
     -------
@@ -102,7 +104,7 @@ def fit_header(
         Times are absolute channel sample times.
     """
     signs = np.where(np.asarray(known) == 1, 1.0, -1.0)
-    period0 = sample_rate_hz / chip_rate_hz
+    period0 = float(period_guess)
     offsets = np.arange(-_TIME_SPAN_CHIPS, _TIME_SPAN_CHIPS + 1e-9, _TIME_STEP_CHIPS)
     ends = end_guess - z_start + offsets * period0
 

@@ -17,7 +17,8 @@ stream's length.
 
 With ``emit_bad_crc=False`` only frames whose every block CRC is right come out: the
 CRC is the gate against false frames from noise.  With ``emit_bad_crc=True``, frames
-with a bad CRC come out too, marked, when their header was clean (never from noise).
+with a bad CRC come out too, marked, when their header was clean and (format A) their
+first block checked (never from noise).
 """
 
 from __future__ import annotations

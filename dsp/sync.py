@@ -10,7 +10,9 @@ Signal picture (one channel, complex baseband at fs = 500..800 kS/s)::
     d_j the mode's deviation (mode S also 75 kHz):
         chip(n) = E_{c_j + d_j}(n) > E_{c_j - d_j}(n)      (1 = upper tone, modes.py)
 
-    grid: 4 points per chip, t_g = g * sps / 4; register (j, g mod 4) shifts in
+    chip-rate hypotheses r (``ChipFamily.rate_errors``, 3 % apart, 0 first),
+    T_r = sps / (1 + e_r) samples per chip, windows of T_r samples;
+    grid: 4 points per chip, t_g = g * T_r / 4; register (r, j, g mod 4) shifts in
     chip(floor(t_g)) and holds the last K chips sampled one chip apart;
     a match = at most ``max_errors`` of the K pattern chips wrong, and at most
     ``max_sync_errors`` of those in the sync word (so the preamble never matches).
@@ -22,10 +24,13 @@ quarter of mode S's 32.768 kcps chip rate, less for the faster modes).  The patt
 is the last "01" preamble pairs and the sync word (reference 1.3): 12 pairs + 10
 chips for T/C and C2, 8 pairs + 18 chips for S; 34 chips either way.
 
-Matches within two chips of each other are one candidate: the fewest errors wins,
-then the most tone energy over the last few chips (the best-fitting offset), then
-the first.  It is reported as (grid index, hypothesis, errors).  The fine carrier
-offset, deviation and timing are the packet demodulator's job (``dsp.timing``).
+Matches of one rate hypothesis within two chips of each other are one: the fewest
+errors wins, then the most tone energy over the last few chips (the best-fitting
+offset), then the first.  The rate hypotheses' matches within two chips of the first
+are then one candidate: the fewest errors, then the most energy per window sample
+squared, then the hypothesis nearest the nominal rate.  It is reported with its
+sync end, offset, deviation and chip period.  The fine carrier offset, deviation and
+timing are the packet demodulator's job (``dsp.header``, ``dsp.timing``).
 
 State (registers, energies, grid position, pending candidate) lives in
 ``SyncScanner``; a scan resumes exactly where the previous block ended, or restarts
@@ -56,8 +61,10 @@ __all__ = [
 GRID_PER_CHIP = 4
 # Hypotheses reach +-75 kHz: with the half-step they cover the +-80 kHz of issue 4.
 _MAX_HYP_HZ = 75_000.0
-# Matches this close (grid points) are the same burst.
+# Matches of one hypothesis this close (grid points) are the same burst.
 _MERGE_GRID = 2 * GRID_PER_CHIP
+# Matches of different chip-rate hypotheses this close (longest chips) are one burst.
+_MERGE_CHIPS = 2.0
 # Table length of the tone mixers when the exact period is longer.
 _MAX_TONE_PERIOD = 4096
 
@@ -107,8 +114,8 @@ def _scan_kernel(
     table,
     hyp_hi,
     hyp_lo,
-    win,
-    step,
+    wins,
+    steps,
     pattern,
     mask,
     max_err,
@@ -120,17 +127,22 @@ def _scan_kernel(
     captured,
     pend_energy,
     out,
+    out_energy,
 ):
-    """Scan channel samples up to absolute index ``stop`` for the pattern.
+    """Scan channel samples up to absolute index ``stop`` for the pattern, once per
+    chip-rate hypothesis r (grid step ``steps[r]``, chip window ``wins[r]``).
 
-    ``seg`` holds absolute samples seg_start .. stop - 1 and must reach back ``win``
-    samples before the first grid point to process.  ``state`` (int64) = [next grid
-    index, first grid index allowed to match, pending grid, pending hyp, pending
-    errors (-1: none), pending window end]; ``regs`` (uint64, (n_hyp, 4)) the chip
-    registers; ``captured`` (float64, (n_hyp, 4)) each register's recent tone energy
-    (a running average over about four chips), which breaks ties between offsets
-    that match equally well; ``pend_energy`` (float64, (1,)) the pending one's.
-    Writes (grid, hyp, errors) rows into ``out``; returns their number.
+    ``seg`` holds absolute samples seg_start .. stop - 1 and must reach back
+    ``wins[r]`` samples before each hypothesis' first grid point to process.
+    ``state`` (int64, (R, 6)) per hypothesis = [next grid index, first grid index
+    allowed to match, pending grid, pending hyp, pending errors (-1: none), pending
+    window end]; ``regs`` (uint64, (R, n_hyp, 4)) the chip registers; ``captured``
+    (float64, (R, n_hyp, 4)) each register's recent tone energy (a running average
+    over about four chips), which breaks ties between offsets that match equally
+    well; ``pend_energy`` (float64, (R,)) the pending one's.  Writes (grid, hyp,
+    errors, r) rows into ``out`` and the captured energy into ``out_energy``;
+    returns their number.  The tone mixing (the costly part) is shared by all
+    hypotheses.
     """
     n_tones = table.shape[0]
     period = table.shape[1]
@@ -147,57 +159,64 @@ def _scan_kernel(
                 ph = 0
     energy = np.empty(n_tones, dtype=np.float64)
     n_out = 0
-    g = state[0]
     n_hyp = hyp_hi.shape[0]
-    n_reg = regs.shape[1]
-    while True:
-        last = np.int64(np.floor(g * step))
-        if last >= stop:
-            break
-        k1 = last - seg_start + 1
-        for i in range(n_tones):
-            d = prefix[i, k1] - prefix[i, k1 - win]
-            energy[i] = d.real * d.real + d.imag * d.imag
-        r = g % n_reg
-        for j in range(n_hyp):
-            e_one = energy[hyp_hi[j]]
-            e_zero = energy[hyp_lo[j]]
-            bit = np.uint64(1) if e_one > e_zero else np.uint64(0)
-            reg = ((regs[j, r] << np.uint64(1)) | bit) & mask
-            regs[j, r] = reg
-            captured[j, r] = 0.75 * captured[j, r] + e_one + e_zero
-            if g < state[1]:
-                continue
-            diff = reg ^ pattern
-            err = np.int64(_popcount64(diff))
-            if err > max_err or np.int64(_popcount64(diff & sync_mask)) > max_sync_err:
-                continue
-            better = (
-                state[4] < 0
-                or err < state[4]
-                or (err == state[4] and captured[j, r] > pend_energy[0])
-            )
-            if better:
-                if state[4] < 0:
-                    state[5] = g + merge
-                state[2] = g
-                state[3] = j
-                state[4] = err
-                pend_energy[0] = captured[j, r]
-        if state[4] >= 0 and g >= state[5]:
-            out[n_out, 0] = state[2]
-            out[n_out, 1] = state[3]
-            out[n_out, 2] = state[4]
-            n_out += 1
-            state[4] = -1
-        g += 1
-    state[0] = g
+    n_reg = regs.shape[2]
+    for r in range(steps.shape[0]):
+        g = state[r, 0]
+        win = wins[r]
+        step = steps[r]
+        while True:
+            last = np.int64(np.floor(g * step))
+            if last >= stop:
+                break
+            k1 = last - seg_start + 1
+            for i in range(n_tones):
+                d = prefix[i, k1] - prefix[i, k1 - win]
+                energy[i] = d.real * d.real + d.imag * d.imag
+            ph = g % n_reg
+            for j in range(n_hyp):
+                e_one = energy[hyp_hi[j]]
+                e_zero = energy[hyp_lo[j]]
+                bit = np.uint64(1) if e_one > e_zero else np.uint64(0)
+                reg = ((regs[r, j, ph] << np.uint64(1)) | bit) & mask
+                regs[r, j, ph] = reg
+                captured[r, j, ph] = 0.75 * captured[r, j, ph] + e_one + e_zero
+                if g < state[r, 1]:
+                    continue
+                diff = reg ^ pattern
+                err = np.int64(_popcount64(diff))
+                if err > max_err:
+                    continue
+                if np.int64(_popcount64(diff & sync_mask)) > max_sync_err:
+                    continue
+                better = (
+                    state[r, 4] < 0
+                    or err < state[r, 4]
+                    or (err == state[r, 4] and captured[r, j, ph] > pend_energy[r])
+                )
+                if better:
+                    if state[r, 4] < 0:
+                        state[r, 5] = g + merge
+                    state[r, 2] = g
+                    state[r, 3] = j
+                    state[r, 4] = err
+                    pend_energy[r] = captured[r, j, ph]
+            if state[r, 4] >= 0 and g >= state[r, 5]:
+                out[n_out, 0] = state[r, 2]
+                out[n_out, 1] = state[r, 3]
+                out[n_out, 2] = state[r, 4]
+                out[n_out, 3] = r
+                out_energy[n_out] = pend_energy[r]
+                n_out += 1
+                state[r, 4] = -1
+            g += 1
+        state[r, 0] = g
     return n_out
 
 
 @dataclass(frozen=True, slots=True)
 class SyncCandidate:
-    """A pattern match: where, at which coarse carrier offset, how good.
+    """A pattern match: where, at which coarse carrier offset and chip rate, how good.
 
     Attributes
     ----------
@@ -210,16 +229,24 @@ class SyncCandidate:
         Pattern chips that differed.
     deviation_hz : float
         Deviation of the hypothesis that matched, Hz.
+    period : float
+        Samples per chip of the chip-rate hypothesis that matched.
     """
 
     end_sample: int
     cfo_hz: float
     errors: int
     deviation_hz: float
+    period: float
 
 
 class SyncScanner:
     """Streaming pattern search on one channel (see the module docstring).
+
+    Every chip-rate hypothesis of the family (``ChipFamily.rate_errors``) scans with
+    its own grid and registers; their matches of one burst are merged here: the
+    fewest errors, then the most captured energy per window sample squared (windows
+    differ in length), then the earliest hypothesis in the family's order.
 
     Parameters
     ----------
@@ -232,8 +259,9 @@ class SyncScanner:
         self.family = family
         self.sample_rate_hz = float(sample_rate_hz)
         sps = sample_rate_hz / family.chip_rate_hz
-        self.grid_step = sps / GRID_PER_CHIP
-        self.window = max(1, int(round(sps)))
+        self.periods = np.array([sps / (1.0 + e) for e in family.rate_errors])
+        self.grid_steps = self.periods / GRID_PER_CHIP
+        self.windows = np.maximum(1, np.round(self.periods)).astype(np.int64)
         step = family.tone_step_hz
         n_devs = [int(round(dev / step)) for dev in family.deviations_hz]
         n_side = int(round(_MAX_HYP_HZ / step))
@@ -251,52 +279,89 @@ class SyncScanner:
         self.hyp_zero = zero.astype(np.int64)
         self.hyp_cfo_hz = offsets * self.tone_step_hz
         self.hyp_dev_hz = devs * self.tone_step_hz
-        hyps = offsets
         bits = [int(c) for c in family.pattern]
         self.pattern = np.uint64(int("".join(map(str, bits)), 2))
         self.mask = np.uint64((1 << len(bits)) - 1)
         self.sync_mask = np.uint64((1 << family.sync_chips) - 1)
-        self.regs = np.zeros((hyps.size, GRID_PER_CHIP), dtype=np.uint64)
-        self.captured = np.zeros((hyps.size, GRID_PER_CHIP), dtype=np.float64)
-        self.pend_energy = np.zeros(1, dtype=np.float64)
-        self.state = np.zeros(6, dtype=np.int64)
-        self.state[4] = -1
+        n_rates, n_hyp = self.periods.size, offsets.size
+        self.regs = np.zeros((n_rates, n_hyp, GRID_PER_CHIP), dtype=np.uint64)
+        self.captured = np.zeros((n_rates, n_hyp, GRID_PER_CHIP), dtype=np.float64)
+        self.pend_energy = np.zeros(n_rates, dtype=np.float64)
+        self.state = np.zeros((n_rates, 6), dtype=np.int64)
+        self.state[:, 4] = -1
+        # matches of one burst under different rates end within _MERGE_CHIPS of the
+        # first; a hypothesis reports its match at most _MERGE_GRID grid points late
+        longest = float(self.periods.max())
+        self._merge_samples = _MERGE_CHIPS * longest
+        self.decision_lag = int(
+            np.ceil(self._merge_samples + (_MERGE_GRID / GRID_PER_CHIP + 1) * longest)
+        )
+        # per-rate matches not yet merged: (end, errors, -energy, rate, hyp)
+        self._held: list[tuple[int, int, float, int, int]] = []
 
     @property
     def history_samples(self) -> int:
         """Samples before the next grid point that a scan reads."""
-        return self.window + 1
+        return int(self.windows.max()) + 1
 
     def next_sample(self) -> int:
-        """Channel sample index of the next grid point to be processed."""
-        return int(np.floor(self.state[0] * self.grid_step))
+        """Channel sample index of the next grid point any hypothesis processes."""
+        return int(np.floor(self.state[:, 0] * self.grid_steps).min())
 
     def reset(self, at_sample: int) -> list[SyncCandidate]:
         """Empty the registers and continue from ``at_sample`` (at the earliest one
-        chip window into the stream); return the pending candidate, if any."""
-        out = self._take_pending()
+        chip window into the stream); return the candidates still pending."""
+        self._hold_pending()
+        out = self._release(None)
         at_sample = max(int(at_sample), self.history_samples)
-        g = int(np.ceil(at_sample / self.grid_step))
-        while np.floor(g * self.grid_step) < at_sample:
-            g += 1
-        self.state[0] = g
-        self.state[1] = g + GRID_PER_CHIP * self.family.n_pattern
+        for r, step in enumerate(self.grid_steps):
+            g = int(np.ceil(at_sample / step))
+            while np.floor(g * step) < at_sample:
+                g += 1
+            self.state[r, 0] = g
+            self.state[r, 1] = g + GRID_PER_CHIP * self.family.n_pattern
         self.regs[:] = 0
         self.captured[:] = 0.0
         return out
 
-    def _take_pending(self) -> list[SyncCandidate]:
-        if self.state[4] < 0:
-            return []
-        cand = self._candidate(self.state[2], self.state[3], self.state[4])
-        self.state[4] = -1
-        return [cand]
+    def _hold_pending(self) -> None:
+        for r in np.flatnonzero(self.state[:, 4] >= 0):
+            grid, hyp, errors = self.state[r, 2:5]
+            self._hold(grid, hyp, errors, r, self.pend_energy[r])
+            self.state[r, 4] = -1
 
-    def _candidate(self, grid: int, hyp: int, errors: int) -> SyncCandidate:
-        end = int(np.floor(grid * self.grid_step)) + 1
-        return SyncCandidate(
-            end, float(self.hyp_cfo_hz[hyp]), int(errors), float(self.hyp_dev_hz[hyp])
-        )
+    def _hold(self, grid: int, hyp: int, errors: int, r: int, energy: float) -> None:
+        end = int(np.floor(grid * self.grid_steps[r])) + 1
+        per_sample = float(energy) / float(self.windows[r]) ** 2
+        self._held.append((end, int(errors), -per_sample, int(r), int(hyp)))
+
+    def _release(self, scanned_to: int | None) -> list[SyncCandidate]:
+        """Merge held matches into candidates, for every burst whose matches are all
+        in (all when ``scanned_to`` is None): the first held match and those ending
+        within the merge distance of it are one burst."""
+        out = []
+        self._held.sort()
+        while self._held:
+            first = self._held[0][0]
+            if scanned_to is not None and scanned_to < first + self.decision_lag:
+                break
+            n = 1
+            while (
+                n < len(self._held) and self._held[n][0] <= first + self._merge_samples
+            ):
+                n += 1
+            group, self._held = self._held[:n], self._held[n:]
+            end, errors, _, r, hyp = min(group, key=lambda m: (m[1], m[2], m[3]))
+            out.append(
+                SyncCandidate(
+                    end,
+                    float(self.hyp_cfo_hz[hyp]),
+                    int(errors),
+                    float(self.hyp_dev_hz[hyp]),
+                    float(self.periods[r]),
+                )
+            )
+        return out
 
     def scan(
         self, seg: npt.NDArray[np.complex64], seg_start: int, stop: int
@@ -314,19 +379,30 @@ class SyncScanner:
         Returns
         -------
         list of SyncCandidate
-            Candidates whose merge window closed in this scan.
+            Candidates whose merge window closed in this scan, in sample order.
 
         Raises
         ------
         ValueError
             If ``seg`` does not reach back far enough or is not complex64.
         """
+        for row in self.scan_matches(seg, seg_start, stop):
+            self._hold(*row)
+        return self._release(self.next_sample())
+
+    def scan_matches(
+        self, seg: npt.NDArray[np.complex64], seg_start: int, stop: int
+    ) -> list[tuple[int, int, int, int, float]]:
+        """``scan`` before the merge of rates: (grid, hyp, errors, rate, energy) of
+        each hypothesis' matches whose merge window closed (see ``scan``)."""
         if seg.dtype != np.complex64 or seg.size != stop - seg_start:
             raise ValueError("seg must be complex64 holding samples seg_start..stop-1")
-        if self.next_sample() - seg_start < self.window - 1:
+        if self.next_sample() - seg_start < int(self.windows.max()) - 1:
             raise ValueError("seg must start a chip window before next_sample()")
-        n_grid = int((stop - self.next_sample()) / self.grid_step) + 2
-        out = np.zeros((max(n_grid // _MERGE_GRID + 2, 2), 3), dtype=np.int64)
+        n_grid = int((stop - self.next_sample()) / self.grid_steps.min()) + 2
+        rows = self.periods.size * (n_grid // _MERGE_GRID + 2)
+        out = np.zeros((rows, 4), dtype=np.int64)
+        out_energy = np.zeros(rows, dtype=np.float64)
         n_out = _scan_kernel(
             np.ascontiguousarray(seg),
             seg_start,
@@ -334,8 +410,8 @@ class SyncScanner:
             self.table,
             self.hyp_one,
             self.hyp_zero,
-            self.window,
-            self.grid_step,
+            self.windows,
+            self.grid_steps,
             self.pattern,
             self.mask,
             self.family.max_errors,
@@ -347,8 +423,12 @@ class SyncScanner:
             self.captured,
             self.pend_energy,
             out,
+            out_energy,
         )
-        return [self._candidate(*row) for row in out[:n_out]]
+        return [
+            (int(g), int(h), int(e), int(r), float(en))
+            for (g, h, e, r), en in zip(out[:n_out], out_energy[:n_out], strict=True)
+        ]
 
 
 def scan_reference(
@@ -356,16 +436,18 @@ def scan_reference(
     z_start: int,
     scanner: SyncScanner,
     first_grid: int,
+    rate: int = 0,
 ) -> list[tuple[int, int, int]]:
-    """Plain-numpy twin of ``SyncScanner.scan`` from empty registers.
+    """Plain-numpy twin of ``SyncScanner.scan_matches`` for chip-rate hypothesis
+    ``rate``, from empty registers.
 
     Window energies come from direct convolutions of each mixed tone with a box of
     one chip; each grid point's register is rebuilt from the chips K grid periods
     back; matches are merged by a separate pass.  Returns (grid, hyp, errors) of the
-    candidates whose merge window closed inside ``z`` (grid points from
-    ``first_grid`` whose sample lies in z[window:]).
+    matches whose merge window closed inside ``z`` (grid points from ``first_grid``
+    whose sample lies in z[window:]).
     """
-    win, step = scanner.window, scanner.grid_step
+    win, step = int(scanner.windows[rate]), float(scanner.grid_steps[rate])
     n_tones, period = scanner.table.shape
     idx = (z_start + np.arange(z.size)) % period
     mixed = z.astype(np.complex128)[None, :] * scanner.table[:, idx].astype(

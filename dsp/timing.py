@@ -15,10 +15,11 @@ Timing error detector: with the edge estimated at t but truly at t + e*T, the wi
 [t - T/2, t + T/2) holds (1/2 + e) of the earlier chip's tone, so
 |Y_prev|^2 - |Y_next|^2 ~ (2 e) |A T|^2; normalised by the header's chip energy
 |A T|^2 this gives 2e.  Runs of equal chips give no edge and no correction, so the
-loop also keeps its period estimate through them.  Started at the nominal period,
-the loop locks onto a chip-rate error of several percent within the header and
-follows any sample-clock error; the receiver then runs it a second time with
-narrow gains from the first pass's straight-line fit (``dsp.framing``).
+loop also keeps its period estimate through them.  Started at the detector's
+chip-rate hypothesis (3 % apart, ``dsp.sync``), the loop locks onto the rest of the
+rate error (up to 1.5 %; it copes with 2 %) within the header and follows any
+sample-clock error; the receiver then runs it a second time with narrow gains from
+the first pass's straight-line fit (``dsp.framing``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Every PHY (S long and short preamble, T1, C1 frame A and B, T2 and C2 downlinks) at
 1.2, 1.6, 2.0 and 2.4 MS/s, with white noise at a moderate Eb/N0, carrier offsets of
-+-60 kHz, a chip-rate error of +-2 % and a sample-clock error of +-100 ppm; and the
-868.625 MHz centre at 1.6 MS/s that holds S and T/C at once.  Telegrams are made up
++-60 kHz, a chip-rate error of +-2 % and a sample-clock error of +-100 ppm; every
+PHY across the chip-rate errors the receiver looks for (T and C +-12 %, the others
++-6 %), including rates between its hypotheses; and the 868.625 MHz centre at 1.6 MS/s
+that holds S and T/C at once.  Telegrams are made up
 (``tests.helpers_tx.build_telegram``); success is the exact on-air bytes.
 """
 
@@ -132,6 +134,36 @@ def test_round_trip_with_impairments(name, rate_index, sample_rate_hz):
         # the receiver's clock error shifts every carrier by ~ -ppm * 868 MHz... of
         # the baseband only: ppm of the offset from the centre, under 100 Hz here
         assert frame.freq_offset_hz == pytest.approx(tx.cfo_hz, abs=3e3)
+
+
+# Chip-rate errors per PHY: the ends of the range the detector covers and points
+# between its hypotheses (3 % apart), where the chip clock does the most work.
+CHIP_ERRORS = {"S": (-0.06, -0.045, 0.035, 0.06), "C2": (-0.06, -0.045, 0.035, 0.06)}
+CHIP_ERRORS["T"] = CHIP_ERRORS["C"] = (-0.12, -0.075, -0.045, 0.015, 0.105, 0.12)
+
+
+@pytest.mark.parametrize("name", sorted(PHYS))
+def test_round_trip_across_meter_chip_rate_errors(name):
+    mode, direction, fmt, phy = PHYS[name]
+    fs = 1.6e6
+    seed = 200 + sorted(PHYS).index(name)
+    errors = CHIP_ERRORS[phy]
+    txs = [
+        Tx(
+            build_telegram("CLK", f"{seed:04d}{k:04d}", 40, seed=seed + k),
+            mode,
+            direction,
+            fmt,
+            cfo_hz=(-1) ** k * 25e3,
+            chip_ppm=err * 1e6,
+        )
+        for k, err in enumerate(errors)
+    ]
+    centre = centre_for(get_phy(mode, direction).carrier_hz, fs)
+    iq = synthesize(txs, fs, centre, EBN0_DB, clock_ppm=50.0, seed=seed)
+    frames = receive(iq, fs, centre)
+    assert [f.data for f in frames] == [tx.frame for tx in txs]
+    assert all(f.phy == phy and f.crc_ok for f in frames)
 
 
 def test_three_modes_at_868_625_mhz_and_1_6_msps():

@@ -62,8 +62,13 @@ def test_families_come_from_the_mode_table():
     assert get_phy("C1").sync_chips.endswith(tc.pattern[-10:])
     assert s.pattern == "01" * 8 + get_phy("S1").sync_chips
     assert tc.pattern.startswith("01" * 12) and len(tc.pattern) == len(s.pattern) == 34
-    # fewer sync errors than half the sync's distance from the preamble
-    assert (s.max_sync_errors, tc.max_sync_errors, c2.max_sync_errors) == (3, 1, 1)
+    # fewer sync errors than half the sync's distance from the preamble, also with a
+    # chip repeated or left out: S's sync is 8 chips from "0101..." but 6 from
+    # "01011010..."; T's 4 and 3
+    assert (s.max_sync_errors, tc.max_sync_errors, c2.max_sync_errors) == (2, 1, 1)
+    # chip-rate hypotheses 3 % apart, nominal first; T meters may be 12 % off
+    assert tc.rate_errors[0] == 0.0 and max(tc.rate_errors) == 0.12
+    assert sorted(s.rate_errors) == [-0.06, -0.03, 0.0, 0.03, 0.06]
 
 
 @pytest.mark.parametrize("name", ["S", "TC", "C2"])
@@ -102,21 +107,29 @@ def test_noise_gives_few_candidates(name):
     n = int(RATES[name] * 0.5)
     iq = (gen.normal(size=n) + 1j * gen.normal(size=n)).astype(np.complex64)
     cands, _ = _scan_whole(name, iq)
-    # 0.5 s of noise is ~1.4e6 tests (4 phases x 7 offsets per chip); a match needs
-    # <= 1 of 10 sync chips and <= 4 of 34 chips wrong: about 1.5e-6 each, so a few
-    # candidates (each then rejected by the header fit) and never a flood
-    assert len(cands) < 12
+    # 0.5 s of noise is ~1.4e6 tests per chip-rate hypothesis (4 phases x 7 offsets
+    # per chip); a match needs <= 1 of 10 sync chips and <= 4 of 34 chips wrong:
+    # about 1.5e-6 each, so a few candidates per hypothesis (each then rejected by
+    # the header fit) and never a flood
+    n_rates = len(CHIP_FAMILIES[name].rate_errors)
+    assert len(cands) < 3 * n_rates
 
 
 @pytest.mark.parametrize("name", ["S", "TC", "C2"])
 def test_kernel_matches_reference_and_chunks(name, rng):
     iq, _ = _burst(name, rng, cfo_hz=20e3, noise=0.4, n_data=600)
-    whole, scanner = _scan_whole(name, iq)
-    first = int(np.ceil(32 / scanner.grid_step))
-    ref = scan_reference(iq, 0, scanner, first)
-    assert [(c.end_sample, c.errors) for c in whole] == [
-        (int(np.floor(g * scanner.grid_step)) + 1, e) for g, _, e in ref
-    ]
+    scanner = SyncScanner(CHIP_FAMILIES[name], RATES[name])
+    scanner.reset(32)
+    rows = scanner.scan_matches(iq, 0, iq.size)
+    for rate, step in enumerate(scanner.grid_steps):
+        first = int(np.ceil(32 / step))
+        while np.floor(first * step) < 32:
+            first += 1
+        ref = scan_reference(iq, 0, scanner, first, rate)
+        assert [(g, h, e) for g, h, e, r, _ in rows if r == rate] == ref
+    # the burst matches under the nominal rate at least
+    assert 0 in {r for *_, r, _ in rows}
+    whole, _ = _scan_whole(name, iq)
     # the same scan cut at random places
     chunked = SyncScanner(CHIP_FAMILIES[name], RATES[name])
     out = chunked.reset(32)

@@ -57,7 +57,7 @@ def test_fit_header_finds_offset_and_timing(rng, cfo_hz):
         KNOWN,
         true_end + 0.4 * period,
         guess_cfo,
-        FAMILY.chip_rate_hz,
+        RATE_HZ / FAMILY.chip_rate_hz,
         FAMILY.deviation_hz,
         RATE_HZ,
     )
@@ -70,7 +70,14 @@ def test_fit_header_finds_offset_and_timing(rng, cfo_hz):
 def test_fit_header_scores_noise_low(rng):
     noise = (rng.normal(size=4000) + 1j * rng.normal(size=4000)).astype(np.complex64)
     fit = fit_header(
-        noise, 0, KNOWN, 2000, 0.0, FAMILY.chip_rate_hz, FAMILY.deviation_hz, RATE_HZ
+        noise,
+        0,
+        KNOWN,
+        2000,
+        0.0,
+        RATE_HZ / FAMILY.chip_rate_hz,
+        FAMILY.deviation_hz,
+        RATE_HZ,
     )
     assert fit.score < 0.35
 
