@@ -32,6 +32,9 @@ import numpy.typing as npt
 from numba import njit
 
 from dsp.channel_plan import ChannelOutput, nco_table
+from dsp.jit_setup import prepare_numba
+
+prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
 
 __all__ = [
     "channelize_reference",

@@ -33,6 +33,10 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from dsp.jit_setup import prepare_numba
+
+prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
+
 __all__ = [
     "tone_prefix",
     "tone_prefix_reference",

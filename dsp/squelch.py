@@ -21,6 +21,10 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from dsp.jit_setup import prepare_numba
+
+prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
+
 __all__ = ["NoiseGate", "gate_reference", "LOOKAHEAD_BLOCKS", "HANG_BLOCKS"]
 
 #: Blocks scanned before the first open block, and after the last.
@@ -53,7 +57,7 @@ def _gate_kernel(
     for b in range(z.shape[0] // width):
         # four partial sums in a fixed order: a shorter dependency chain than one
         # running sum, the same result whatever the blocks
-        blk = z[b * width: (b + 1) * width]
+        blk = z[b * width : (b + 1) * width]
         a0 = a1 = a2 = a3 = 0.0
         for k in range(0, width - 3, 4):
             a0 += np.float64(blk[k] * blk[k])

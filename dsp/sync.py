@@ -47,7 +47,10 @@ import numpy.typing as npt
 from numba import njit
 
 from dsp.chipfamily import ChipFamily
+from dsp.jit_setup import prepare_numba
 from dsp.modes import HIGH_FREQ_CHIP
+
+prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
 
 __all__ = [
     "SyncCandidate",

@@ -31,6 +31,9 @@ import numpy.typing as npt
 from numba import njit
 
 from dsp.fsk import _interp_prefix, tone_prefix, window_sums
+from dsp.jit_setup import prepare_numba
+
+prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
 
 __all__ = [
     "Track",

@@ -23,7 +23,6 @@ publisher by :mod:`sdr.mqtt_publish`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import re
@@ -214,6 +213,10 @@ def status_topic(prefix: str, receiver_id: str) -> str:
 
 def _machine_tag() -> str:
     """Six hex digits stable for this machine (machine-id, else the MAC address)."""
+    # Imported here: hashlib loads OpenSSL (~3.5 MB), and this module is imported by
+    # every receiving command, with or without --mqtt.
+    import hashlib
+
     for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
         try:
             text = Path(path).read_text().strip()

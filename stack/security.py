@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import string
 
-from cryptography.hazmat.primitives import cmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from stack.errors import FrameError, KeyFormatError
+
+# cryptography is imported inside the three functions that call it (_cbc, aes_cmac,
+# ctr_crypt): it maps ~6 MB of OpenSSL, which a receiver without keys never uses.
 
 __all__ = [
     "AES_BLOCK_BYTES",
@@ -157,6 +157,8 @@ def _cbc(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
     key = _check_key(key)
     iv = _check_field(iv, AES_BLOCK_BYTES, "IV", "tpl")
     data = _check_blocks(data)
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
     worker = cipher.encryptor() if encrypt else cipher.decryptor()
     return worker.update(data) + worker.finalize()
@@ -224,6 +226,9 @@ def aes_cmac(key: bytes, data: bytes) -> bytes:
         ``key`` is not 16 bytes.
     """
     key = _check_key(key)
+    from cryptography.hazmat.primitives import cmac
+    from cryptography.hazmat.primitives.ciphers import algorithms
+
     mac = cmac.CMAC(algorithms.AES(key))
     mac.update(bytes(data))
     return mac.finalize()
@@ -350,6 +355,8 @@ def ctr_crypt(key: bytes, counter_block: bytes, data: bytes) -> bytes:
     """
     key = _check_key(key)
     counter_block = _check_field(counter_block, AES_BLOCK_BYTES, "counter block", "ell")
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     # OpenSSL's CTR increments the full 16-byte block big-endian, as EN 13757-4 asks.
     worker = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
     return worker.update(bytes(data)) + worker.finalize()

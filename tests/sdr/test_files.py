@@ -20,6 +20,7 @@ from sigmf import validate as sigmf_validate
 from dsp.convert import SAMPLE_FORMATS, bytes_to_iq, iq_to_bytes
 from sdr.annotation import Annotation
 from sdr.filename import build_filename, file_format_from_path, parse_filename
+from sdr.sigmf_meta import sigmf_paths
 from sdr.sink import SINK_BACKENDS, open_sink
 from sdr.sink_file import FileSink
 from sdr.source import SOURCE_BACKENDS, TruncatedError, open_source
@@ -570,6 +571,88 @@ def test_sigmf_bad_metadata(tmp_path):
         open_source(str(path))
     with pytest.raises(SourceError, match="no such SigMF"):
         open_source(str(tmp_path / "absent.sigmf-meta"))
+
+
+_FREQ_AT_0 = {"core:sample_start": 0, "core:frequency": 868.3e6}
+
+
+@pytest.mark.parametrize(
+    ("global_extra", "captures", "annotations", "needle"),
+    [
+        ({"core:datatype": None}, None, None, "no core:datatype"),
+        ({"core:sample_rate": "fast"}, None, None, "core:sample_rate must be a number"),
+        ({"core:sample_rate": True}, None, None, "core:sample_rate must be a number"),
+        (None, [{"core:frequency": "868.3M"}], None, "core:frequency must be a number"),
+        ({"core:offset": -1}, None, None, "core:offset must be an integer >= 0"),
+        (
+            None,
+            [{**_FREQ_AT_0, "core:header_bytes": 1.5}],
+            None,
+            "core:header_bytes must be an integer >= 0",
+        ),
+        ({"core:trailing_bytes": "2"}, None, None, "core:trailing_bytes must be an"),
+        (None, {"core:frequency": 868.3e6}, None, "malformed captures"),
+        (None, [_FREQ_AT_0, 5], None, "malformed captures"),
+        (None, None, {"core:sample_start": 0}, "bad annotations: not a list"),
+        (None, None, [5], "bad annotation"),
+        (
+            {"core:dataset": "absent.bin"},
+            None,
+            None,
+            "absent.bin named in core:dataset",
+        ),
+        ({"core:dataset": 7}, None, None, "core:dataset must be a file name"),
+    ],
+)
+def test_sigmf_bad_field_is_named(
+    tmp_path, global_extra, captures, annotations, needle
+):
+    path = _hand_meta(tmp_path, global_extra, captures, annotations)
+    with pytest.raises(SourceError, match=needle) as info:
+        open_source(str(path))
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_sigmf_non_conforming_dataset_and_offset(tmp_path):
+    """core:dataset names the samples file; header/trailing bytes and core:offset."""
+    iq = np.array([1 + 2j, -3 + 4j, 5 - 6j], dtype=np.complex64)
+    body = iq_to_bytes(iq, "cs16")
+    (tmp_path / "capture.raw").write_bytes(b"HEAD" + body + b"TA")
+    path = _hand_meta(
+        tmp_path,
+        {"core:dataset": "capture.raw", "core:offset": 100, "core:trailing_bytes": 2},
+        captures=[{**_FREQ_AT_0, "core:sample_start": 100, "core:header_bytes": 4}],
+        annotations=[{"core:sample_start": 102, "core:label": "last"}],
+        data=None,
+    )
+    with open_source(str(path)) as source:
+        assert source.path == tmp_path / "capture.raw"
+        assert source.n_samples == 3
+        assert source.annotations == [Annotation(sample_start=2, label="last")]
+        np.testing.assert_array_equal(source.read(), _quantised(iq, "cs16"))
+    path = _hand_meta(
+        tmp_path, {"core:dataset": "capture.raw", "core:metadata_only": True}
+    )
+    with pytest.raises(SourceError, match="metadata_only"):
+        open_source(str(path))
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "rec.sigmf-meta",
+        "rec.sigmf-data",
+        "dir/rec.sigmf",
+        "rec.sigmf-collection",
+        "dir/rec_868.95M_2400k",
+        "a.b.c",
+        "/abs/x.cu8",
+    ],
+)
+def test_sigmf_paths_agree_with_the_sigmf_package(spelling):
+    """We name the pair ourselves (reading must not import sigmf): same as sigmf."""
+    names = sigmf.sigmffile.get_sigmf_filenames(spelling)
+    assert sigmf_paths(spelling) == (names["meta_fn"], names["data_fn"])
 
 
 def test_sigmf_truncated_data_reports(tmp_path):
