@@ -68,7 +68,16 @@ def run_point(
     for k in range(count):
         tel = build_telegram("ABC", f"{k:08d}", TELEGRAM_BYTES, seed=seed * 1000 + k)
         cfo = float(rng.uniform(-cfo_span_hz, cfo_span_hz))
-        frames.append(TxFrame(tel, mode, fmt, direction, carrier_offset_hz=cfo))
+        frames.append(
+            TxFrame(
+                tel,
+                mode,
+                fmt,
+                direction,
+                carrier_offset_hz=cfo,
+                chip_rate_error_ppm=chip_ppm,
+            )
+        )
         sent.append(add_crcs(tel, fmt))
     # a fresh noise realisation per point, so that points are independent trials
     iq, _ = render(
