@@ -30,7 +30,7 @@ import importlib
 import sys
 import threading
 
-__all__ = ["prepare_numba"]
+__all__ = ["prepare_numba", "start_numba"]
 
 # numba module whose import probes for a package -> the package to hide from it.
 _PROBES = {
@@ -75,3 +75,23 @@ def _import_without(module: str, package: str) -> None:
     finally:
         if package in sys.modules and sys.modules[package] is None:
             del sys.modules[package]
+
+
+def start_numba() -> None:
+    """Set up numba's CPU target now rather than at the first kernel call.
+
+    The set-up (compiling numba's runtime library, filling its registries: ~40 MB,
+    0.5-1 s) is the largest single step of a receiver's start.  A receiver does it
+    when it is made, so that the first block of a live stream is not held up by it
+    while the radio keeps sending.  Does nothing with the JIT off.
+    """
+    prepare_numba()
+    from numba.core import config
+
+    if getattr(config, "DISABLE_JIT", False):
+        return
+    from numba.core.registry import cpu_target
+
+    # refresh() is numba's documented hook for loading its registries (and, on the
+    # CPU target, initialising its runtime); it does nothing the second time.
+    cpu_target.target_context.refresh()

@@ -12,8 +12,8 @@ A channel outside the sampled band is not received (``Receiver.channels`` lists 
 is).  ``feed`` takes blocks of any size and returns the frames decided by the end of
 the block; the output, concatenated over all calls, is the same for any block sizes
 (each frame is decided at a sample count fixed by the samples themselves, and frames
-are given in that order).  ``flush`` ends the stream.  Memory does not grow with the
-stream's length.
+are given in that order).  ``flush`` ends the stream.  Memory grows neither with the
+stream's length nor with the block size (a long block is received in pieces).
 
 With ``emit_bad_crc=False`` only frames whose every block CRC is right come out: the
 CRC is the gate against false frames from noise.  With ``emit_bad_crc=True``, frames
@@ -32,6 +32,7 @@ import numpy.typing as npt
 from dsp.chain import ChainResult, ChannelChain
 from dsp.channel import Channelizer
 from dsp.channel_plan import MIN_SAMPLE_RATE_HZ, RADIO_CHANNELS, plan_channels
+from dsp.jit_setup import start_numba
 
 __all__ = ["RawFrame", "Receiver", "PHYS"]
 
@@ -41,6 +42,10 @@ PHYS: tuple[str, ...] = ("S", "T", "C", "C2")
 
 # dBFS floor for an all-zero burst (log of 0).
 _MIN_DB = -200.0
+# Largest block one pass of the receiver takes: a longer block is received in pieces
+# of this size (the same frames, as for any block sizes), so that its work arrays stay
+# small (a few MB) whatever block the caller gives.
+_MAX_BLOCK = 1 << 16
 # Sample components beyond this magnitude (or NaN, inf) are garbage, not radio: they
 # are clipped (or zeroed) so that no stage's sums overflow float32.
 _MAX_COMPONENT = 1e6
@@ -175,6 +180,7 @@ class Receiver:
         self.center_freq_hz = float(center_freq_hz)
         self.phys = _check_phys(phys)
         self.emit_bad_crc = bool(emit_bad_crc)
+        start_numba()
         names = tuple(c.name for c in RADIO_CHANNELS if set(c.phys) & set(self.phys))
         self._outputs = plan_channels(self.sample_rate_hz, self.center_freq_hz, names)
         self.channels: list[tuple[str, float]] = [
@@ -219,7 +225,10 @@ class Receiver:
                 "convert with np.asarray(iq, dtype=np.complex64) or read "
                 "files with sdr.source_file.FileSource"
             )
-        return self._run(_sanitize(iq), final=False)
+        frames = []
+        for lo in range(0, max(iq.size, 1), _MAX_BLOCK):
+            frames += self._run(_sanitize(iq[lo : lo + _MAX_BLOCK]), final=False)
+        return frames
 
     def flush(self) -> list[RawFrame]:
         """End of stream: decide what can still be decided, then start afresh."""

@@ -68,6 +68,8 @@ _MAX_HYP_HZ = 75_000.0
 _MERGE_GRID = 2 * GRID_PER_CHIP
 # Matches of different chip-rate hypotheses this close (longest chips) are one burst.
 _MERGE_CHIPS = 2.0
+# Grid samples per chunk of the scan's prefix sums (memory, not results).
+_SCAN_CHUNK = 4096
 # Table length of the tone mixers when the exact period is longer.
 _MAX_TONE_PERIOD = 4096
 
@@ -144,76 +146,89 @@ def _scan_kernel(
     over about four chips), which breaks ties between offsets that match equally
     well; ``pend_energy`` (float64, (R,)) the pending one's.  Writes (grid, hyp,
     errors, r) rows into ``out`` and the captured energy into ``out_energy``;
-    returns their number.  The tone mixing (the costly part) is shared by all
-    hypotheses.
+    returns their number, hypothesis by hypothesis within each chunk of samples.
+    The tone mixing (the costly part) is shared by all hypotheses.
     """
     n_tones = table.shape[0]
     period = table.shape[1]
-    n = seg.shape[0]
-    prefix = np.zeros((n_tones, n + 1), dtype=np.complex128)
-    for i in range(n_tones):
-        acc = 0j
-        ph = seg_start % period
-        for k in range(n):
-            acc += seg[k] * table[i, ph]
-            prefix[i, k + 1] = acc
-            ph += 1
-            if ph == period:
-                ph = 0
+    n_rates = steps.shape[0]
+    max_win = 0
+    for r in range(n_rates):
+        max_win = max(max_win, wins[r])
+    # The mixed tones' prefix sums are built one chunk of grid samples at a time
+    # (chunks end at multiples of _SCAN_CHUNK), so that memory stays small for any
+    # segment; each chunk's sums start a window before it.
+    prefix = np.zeros((n_tones, _SCAN_CHUNK + max_win + 1), dtype=np.complex128)
     energy = np.empty(n_tones, dtype=np.float64)
     n_out = 0
     n_hyp = hyp_hi.shape[0]
     n_reg = regs.shape[2]
-    for r in range(steps.shape[0]):
-        g = state[r, 0]
-        win = wins[r]
-        step = steps[r]
-        while True:
-            last = np.int64(np.floor(g * step))
-            if last >= stop:
-                break
-            k1 = last - seg_start + 1
-            for i in range(n_tones):
-                d = prefix[i, k1] - prefix[i, k1 - win]
-                energy[i] = d.real * d.real + d.imag * d.imag
-            ph = g % n_reg
-            for j in range(n_hyp):
-                e_one = energy[hyp_hi[j]]
-                e_zero = energy[hyp_lo[j]]
-                bit = np.uint64(1) if e_one > e_zero else np.uint64(0)
-                reg = ((regs[r, j, ph] << np.uint64(1)) | bit) & mask
-                regs[r, j, ph] = reg
-                captured[r, j, ph] = 0.75 * captured[r, j, ph] + e_one + e_zero
-                if g < state[r, 1]:
-                    continue
-                diff = reg ^ pattern
-                err = np.int64(_popcount64(diff))
-                if err > max_err:
-                    continue
-                if np.int64(_popcount64(diff & sync_mask)) > max_sync_err:
-                    continue
-                better = (
-                    state[r, 4] < 0
-                    or err < state[r, 4]
-                    or (err == state[r, 4] and captured[r, j, ph] > pend_energy[r])
-                )
-                if better:
-                    if state[r, 4] < 0:
-                        state[r, 5] = g + merge
-                    state[r, 2] = g
-                    state[r, 3] = j
-                    state[r, 4] = err
-                    pend_energy[r] = captured[r, j, ph]
-            if state[r, 4] >= 0 and g >= state[r, 5]:
-                out[n_out, 0] = state[r, 2]
-                out[n_out, 1] = state[r, 3]
-                out[n_out, 2] = state[r, 4]
-                out[n_out, 3] = r
-                out_energy[n_out] = pend_energy[r]
-                n_out += 1
-                state[r, 4] = -1
-            g += 1
-        state[r, 0] = g
+    lo = stop
+    for r in range(n_rates):
+        lo = min(lo, np.int64(np.floor(state[r, 0] * steps[r])))
+    while lo < stop:
+        hi = min(stop, (lo // _SCAN_CHUNK + 1) * _SCAN_CHUNK)
+        base = max(seg_start, lo - max_win)  # absolute index of prefix[:, 0]
+        for i in range(n_tones):
+            acc = 0j
+            ph = base % period
+            for k in range(base, hi):
+                acc += seg[k - seg_start] * table[i, ph]
+                prefix[i, k - base + 1] = acc
+                ph += 1
+                if ph == period:
+                    ph = 0
+        for r in range(n_rates):
+            g = state[r, 0]
+            win = wins[r]
+            step = steps[r]
+            while True:
+                last = np.int64(np.floor(g * step))
+                if last >= hi:
+                    break
+                k1 = last - base + 1
+                for i in range(n_tones):
+                    d = prefix[i, k1] - prefix[i, k1 - win]
+                    energy[i] = d.real * d.real + d.imag * d.imag
+                ph = g % n_reg
+                for j in range(n_hyp):
+                    e_one = energy[hyp_hi[j]]
+                    e_zero = energy[hyp_lo[j]]
+                    bit = np.uint64(1) if e_one > e_zero else np.uint64(0)
+                    reg = ((regs[r, j, ph] << np.uint64(1)) | bit) & mask
+                    regs[r, j, ph] = reg
+                    captured[r, j, ph] = 0.75 * captured[r, j, ph] + e_one + e_zero
+                    if g < state[r, 1]:
+                        continue
+                    diff = reg ^ pattern
+                    err = np.int64(_popcount64(diff))
+                    if err > max_err:
+                        continue
+                    if np.int64(_popcount64(diff & sync_mask)) > max_sync_err:
+                        continue
+                    better = (
+                        state[r, 4] < 0
+                        or err < state[r, 4]
+                        or (err == state[r, 4] and captured[r, j, ph] > pend_energy[r])
+                    )
+                    if better:
+                        if state[r, 4] < 0:
+                            state[r, 5] = g + merge
+                        state[r, 2] = g
+                        state[r, 3] = j
+                        state[r, 4] = err
+                        pend_energy[r] = captured[r, j, ph]
+                if state[r, 4] >= 0 and g >= state[r, 5]:
+                    out[n_out, 0] = state[r, 2]
+                    out[n_out, 1] = state[r, 3]
+                    out[n_out, 2] = state[r, 4]
+                    out[n_out, 3] = r
+                    out_energy[n_out] = pend_energy[r]
+                    n_out += 1
+                    state[r, 4] = -1
+                g += 1
+            state[r, 0] = g
+        lo = hi
     return n_out
 
 
