@@ -207,6 +207,18 @@ class ChannelChain:
         self._last_ready = ready
         return True
 
+    def horizon(self) -> float:
+        """Channel sample time before which no packet this chain has not yet returned
+        can start its sync word (the receiver gives frames in sync-time order)."""
+        pos = float(self._scan_block * self.gate.block_len)  # the scan's next start
+        if self._scanning:
+            pos = min(pos, self.scanner.earliest_end())
+        for item in self._queue:
+            pos = min(pos, item.cand.end_sample)
+        # a packet's sync starts at most the pattern (and the header fit's slack)
+        # before its candidate's end: lookback_samples() covers both
+        return pos - self.decoder.lookback_samples()
+
     # -- memory -----------------------------------------------------------------------
     def _trim(self) -> None:
         keep = self._scan_block * self.gate.block_len

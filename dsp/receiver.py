@@ -9,10 +9,10 @@ Signal picture::
     each channel --ChannelChain--> gate, sync search, packet decoding --> RawFrame
 
 A channel outside the sampled band is not received (``Receiver.channels`` lists what
-is).  ``feed`` takes blocks of any size and returns the frames decided by the end of
-the block; the output, concatenated over all calls, is the same for any block sizes
-(each frame is decided at a sample count fixed by the samples themselves, and frames
-are given in that order).  ``flush`` ends the stream.  Memory grows neither with the
+is).  ``feed`` takes blocks of any size and returns the frames known by the end of the
+block to come before any frame still to be found, in the order their sync words start
+(``sample_index``); the output, concatenated over all calls, is the same for any block
+sizes.  ``flush`` ends the stream.  Memory grows neither with the
 stream's length nor with the block size (a long block is received in pieces).
 
 With ``emit_bad_crc=False`` only frames whose every block CRC is right come out: the
@@ -192,6 +192,7 @@ class Receiver:
         self._reset()
 
     def _reset(self) -> None:
+        self._waiting: list[tuple[int, int, RawFrame]] = []
         self._channelizer = Channelizer(self.sample_rate_hz, self._outputs)
         self._chains = [
             ChannelChain(
@@ -211,7 +212,9 @@ class Receiver:
         Returns
         -------
         list of RawFrame
-            Frames decided by the end of this block.
+            Frames decided by the end of this block that no frame still to be found
+            can precede, in sync-word order (a frame waits at most about the length
+            of the longest frame on another channel).
 
         Raises
         ------
@@ -238,15 +241,26 @@ class Receiver:
 
     def _run(self, iq: npt.NDArray[np.complex64], final: bool) -> list[RawFrame]:
         outs = self._channelizer.process(iq)
-        keyed = []
         for index, (chain, z) in enumerate(zip(self._chains, outs, strict=True)):
             for result in chain.process(z, final):
-                ready = result.ready_sample * chain.output.decimation
-                keyed.append(
-                    (ready, index, result.packet.sync_time, self._frame(chain, result))
-                )
-        keyed.sort(key=lambda item: item[:3])
-        return [item[3] for item in keyed]
+                frame = self._frame(chain, result)
+                self._waiting.append((frame.sample_index, index, frame))
+        # Frames go out in the order their sync words start: a frame waits until no
+        # chain can still find one that starts earlier (a long frame on one channel
+        # is decided after a short one that began later on another).
+        if final:
+            horizon = np.inf
+        else:
+            horizon = min(
+                (c.output.input_time(c.horizon()) for c in self._chains),
+                default=np.inf,
+            )
+        self._waiting.sort(key=lambda item: item[:2])
+        n_out = 0
+        while n_out < len(self._waiting) and self._waiting[n_out][0] < horizon:
+            n_out += 1
+        out, self._waiting = self._waiting[:n_out], self._waiting[n_out:]
+        return [item[2] for item in out]
 
     def _frame(self, chain: ChannelChain, result: ChainResult) -> RawFrame:
         out, packet = chain.output, result.packet

@@ -326,6 +326,14 @@ class SyncScanner:
         """Channel sample index of the next grid point any hypothesis processes."""
         return int(np.floor(self.state[:, 0] * self.grid_steps).min())
 
+    def earliest_end(self) -> int:
+        """Lowest ``end_sample`` a candidate not yet returned can have: matches held
+        for the merge, matches pending in a hypothesis, or grid points to come."""
+        ends = [self.next_sample()] + [m[0] for m in self._held]
+        for r in np.flatnonzero(self.state[:, 4] >= 0):
+            ends.append(int(np.floor(self.state[r, 2] * self.grid_steps[r])) + 1)
+        return min(ends)
+
     def reset(self, at_sample: int) -> list[SyncCandidate]:
         """Empty the registers and continue from ``at_sample`` (at the earliest one
         chip window into the stream); return the candidates still pending."""

@@ -300,3 +300,39 @@ def test_sample_buffer_windows():
     np.testing.assert_array_equal(buf.get(85, 90), data[85:90])
     with pytest.raises(ValueError, match="not held"):
         buf.get(10, 20)
+
+
+@pytest.mark.parametrize("block", [1000, 65536, None])
+def test_frames_come_in_sync_order_across_channels(block):
+    """A long S1-m frame starts first; short T1 and C2-downlink frames start during it
+    on other channels and are decided long before it ends.  They must come out after
+    it, in the order their sync words start, for any block size."""
+    from dsp.impair import add_awgn
+    from dsp.modulator import compose, frame_burst
+
+    fs, fc = 2.4e6, 868.95e6
+    sends = [  # (mode, direction, telegram bytes, start sample)
+        ("S1-m", "meter", 120, 3_000),
+        ("T1", "meter", 30, 40_000),
+        ("C2", "other", 30, 70_000),
+        ("T1", "meter", 40, 260_000),
+    ]
+    frames, bursts = [], []
+    for k, (mode, direction, size, start) in enumerate(sends):
+        frame = add_crcs(build_telegram("ORD", f"0000000{k}", size, seed=80 + k), "A")
+        frames.append(frame)
+        bursts.append(
+            frame_burst(
+                frame, mode, direction, "A", sample_rate_hz=fs, start_sample=start
+            )
+        )
+    # the S1-m frame outlasts the next two bursts; the last starts after it
+    assert bursts[0].stop_sample > bursts[2].stop_sample > bursts[1].stop_sample
+    assert bursts[3].start_sample > bursts[0].stop_sample
+    iq = compose(bursts, fc, fs, max(b.stop_sample for b in bursts) + 5_000)
+    iq = add_awgn(iq, 18.0, 16384.0, fs, np.random.default_rng(8), signal_power=1.0)
+    got = _receive(Receiver(fs, fc), iq.astype(np.complex64), block or iq.size)
+    assert [f.data for f in got] == frames
+    assert [f.phy for f in got] == ["S", "T", "C2", "T"]
+    indices = [f.sample_index for f in got]
+    assert indices == sorted(indices)
