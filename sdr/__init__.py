@@ -1,1 +1,1 @@
-"""The shell around ``dsp`` and ``stack``: sample sources and sinks, the ``wmbus`` CLI."""
+"""The shell around ``dsp`` and ``stack``: sample sources, sinks, the ``wmbus`` CLI."""

@@ -31,7 +31,9 @@ _PROG = "wmbus"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
-        description="Wireless M-Bus (EN 13757-4 / OMS) receiver, transmitter and decoder.",
+        description=(
+            "Wireless M-Bus (EN 13757-4 / OMS) receiver, transmitter and decoder."
+        ),
     )
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks and debug logging"
@@ -68,8 +70,8 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
         "decode",
         help="decode telegrams given as hex",
         description=(
-            "Decode wM-Bus telegrams given as hex (link layer from L on). '-' reads one "
-            "telegram per line from standard input; lines in rtl_wmbus format "
+            "Decode wM-Bus telegrams given as hex (link layer from L on). '-' reads "
+            "one telegram per line from standard input; lines in rtl_wmbus format "
             "(fields separated by ';', hex last) are understood too."
         ),
     )
@@ -98,7 +100,7 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
 def _telegram_inputs(
     items: Sequence[str], stdin: Iterable[str]
 ) -> Iterator[tuple[str, str]]:
-    """(label, text) for each telegram: arguments, and stdin lines where '-' is given."""
+    """(label, text) per telegram: the arguments, and stdin lines where '-' is given."""
     for index, item in enumerate(items, 1):
         if item != "-":
             yield f"telegram {index}", item

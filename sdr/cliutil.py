@@ -1,4 +1,4 @@
-"""Small helpers shared by the ``wmbus`` subcommands (stdlib only: imported at start-up)."""
+"""Helpers shared by the ``wmbus`` subcommands (stdlib only: imported at start-up)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Key files: one ``ID KEYHEX`` per line, ``#`` comments, ``*`` as a default for every meter."""
+"""Key files: one ``ID KEYHEX`` per line, ``#`` comments.
+
+An ID of ``*`` gives a default key for every meter.
+"""
 
 from __future__ import annotations
 

@@ -30,10 +30,18 @@ __all__ = ["parse_meter_fields", "MeterSpecError"]
 _NUMBER_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)$")
 _FUNCTIONS = {"min": "minimum", "max": "maximum", "err": "error"}
 _HEX_FIELDS = ("ci", "c", "ell", "type")
-_INT_FIELDS = {"ver": "version", "acc": "access_number", "status": "status",
-               "security": "security_mode", "session": "ell_session",
-               "counter": "afl_counter", "c": "c_field", "ci": "ci", "ell": "ell_ci",
-               "type": "device_type"}
+_INT_FIELDS = {
+    "ver": "version",
+    "acc": "access_number",
+    "status": "status",
+    "security": "security_mode",
+    "session": "ell_session",
+    "counter": "afl_counter",
+    "c": "c_field",
+    "ci": "ci",
+    "ell": "ell_ci",
+    "type": "device_type",
+}
 _BOOL_FIELDS = {"compact": "compact", "ell_encrypt": "ell_encrypt"}
 
 
@@ -51,8 +59,10 @@ def _int(name: str, text: str) -> int:
 
 
 def _device_type(text: str) -> int:
-    names = {name.lower().replace(" ", "_").replace("/", "_"): code
-             for code, name in DEVICE_TYPES.items()}
+    names = {
+        name.lower().replace(" ", "_").replace("/", "_"): code
+        for code, name in DEVICE_TYPES.items()
+    }
     if text.lower() in names:
         return names[text.lower()]
     try:
@@ -69,7 +79,9 @@ def _value(name: str, text: str) -> tuple[int | float | str, str | None]:
     if match is None or re.match(r"^\d{4}-\d{2}", text):
         return text, None  # a date, time or text value
     number, unit = match.groups()
-    value: int | float = float(number) if any(c in number for c in ".eE") else int(number)
+    value: int | float = (
+        float(number) if any(c in number for c in ".eE") else int(number)
+    )
     return value, (unit or None)
 
 
@@ -83,8 +95,10 @@ def _record(name: str, text: str) -> Record:
             key = {"s": "storage", "t": "tariff", "u": "subunit"}[option[0]]
             setting = int(option[1:])
         else:
-            raise MeterSpecError(f"--meter {name}: unknown option /{option} "
-                                 "(use /sN, /tN, /uN, /min, /max, /err)")
+            raise MeterSpecError(
+                f"--meter {name}: unknown option /{option} "
+                "(use /sN, /tN, /uN, /min, /max, /err)"
+            )
         if key in kwargs:  # "/s1/s2" or "/min/max": which one was meant?
             raise MeterSpecError(f"--meter {name}: {key} given twice")
         kwargs[key] = setting

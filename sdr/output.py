@@ -69,7 +69,7 @@ def format_text(telegram: Telegram) -> str:
 
 
 def format_json(telegram: Telegram, **extra: Any) -> str:
-    """One JSON object on one line; ``extra`` keys are added first (e.g. radio metadata)."""
+    """One JSON object on one line; ``extra`` keys come first (e.g. radio metadata)."""
     info = dict(extra)
     info.update(telegram.to_dict())
     return json.dumps(info, ensure_ascii=False, default=_json_default)

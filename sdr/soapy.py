@@ -164,8 +164,14 @@ def describe_ranges(ranges: Any, scale: float, unit: str) -> str:
 MAX_RATE_ERROR = 1e-4
 
 
-def set_sample_rate(device: Any, direction: int, channel: int, rate_hz: float,
-                    name: str, error: type[WmbusError]) -> None:
+def set_sample_rate(
+    device: Any,
+    direction: int,
+    channel: int,
+    rate_hz: float,
+    name: str,
+    error: type[WmbusError],
+) -> None:
     """Set a supported sample rate and check the device really set it.
 
     Raises ``error`` (SourceError or SinkError) naming what the device offers, or the
@@ -186,9 +192,15 @@ def set_sample_rate(device: Any, direction: int, channel: int, rate_hz: float,
         )
 
 
-def set_frequency(device: Any, direction: int, channel: int, freq_hz: float,
-                  name: str, error: type[WmbusError]) -> None:
-    """Tune to ``freq_hz``, refusing with ``error`` a frequency the device cannot reach."""
+def set_frequency(
+    device: Any,
+    direction: int,
+    channel: int,
+    freq_hz: float,
+    name: str,
+    error: type[WmbusError],
+) -> None:
+    """Tune to ``freq_hz``; raise ``error`` for a frequency the device cannot reach."""
     ranges = device.getFrequencyRange(direction, channel)
     if not in_ranges(freq_hz, ranges):
         raise error(

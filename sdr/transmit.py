@@ -91,7 +91,9 @@ def check_telegram_hex(data: bytes) -> bytes:
         If L disagrees with the length, naming both.
     """
     if len(data) < 10:
-        raise TransmitError(f"a telegram needs at least 10 bytes (L C M A), got {len(data)}")
+        raise TransmitError(
+            f"a telegram needs at least 10 bytes (L C M A), got {len(data)}"
+        )
     if len(data) > _MAX_TELEGRAM_BYTES:
         raise TransmitError(
             f"a telegram holds at most {_MAX_TELEGRAM_BYTES} bytes without CRCs (L is "
@@ -108,11 +110,17 @@ def check_telegram_hex(data: bytes) -> bytes:
 def _burst(frame: TxFrame, start: int, sample_rate_hz: float) -> Burst:
     try:
         on_air = add_crcs(check_telegram_hex(frame.telegram), frame.frame_format)
-        return frame_burst(on_air, frame.mode, frame.direction, frame.frame_format,
-                           sample_rate_hz=sample_rate_hz, start_sample=start,
-                           carrier_offset_hz=frame.carrier_offset_hz,
-                           gain_db=frame.gain_db,
-                           chip_rate_error_ppm=frame.chip_rate_error_ppm)
+        return frame_burst(
+            on_air,
+            frame.mode,
+            frame.direction,
+            frame.frame_format,
+            sample_rate_hz=sample_rate_hz,
+            start_sample=start,
+            carrier_offset_hz=frame.carrier_offset_hz,
+            gain_db=frame.gain_db,
+            chip_rate_error_ppm=frame.chip_rate_error_ppm,
+        )
     except ValueError as exc:  # dsp refuses a mode/format/rate with a clear message,
         if isinstance(exc, TransmitError):  # stack.frame a telegram too long for B
             raise
@@ -121,9 +129,13 @@ def _burst(frame: TxFrame, start: int, sample_rate_hz: float) -> Burst:
 
 def _annotation(burst: Burst, frame: TxFrame, center_freq_hz: float) -> Annotation:
     return Annotation.for_telegram(
-        burst.start_sample, burst.stop_sample - 1,
-        mode=frame.mode, frame_format=frame.frame_format, carrier_hz=burst.carrier_hz,
-        telegram_hex=frame.telegram.hex(), frame_hex=burst.data.hex(),
+        burst.start_sample,
+        burst.stop_sample - 1,
+        mode=frame.mode,
+        frame_format=frame.frame_format,
+        carrier_hz=burst.carrier_hz,
+        telegram_hex=frame.telegram.hex(),
+        frame_hex=burst.data.hex(),
         bandwidth_hz=2 * burst.half_band_hz,
         extra={"wmbus:direction": frame.direction, "wmbus:gain_db": frame.gain_db},
     )
@@ -197,15 +209,24 @@ def render(
         iq = compose(bursts, center_freq_hz, sample_rate_hz, n_samples)
     except ValueError as exc:
         raise TransmitError(str(exc)) from None
-    annotations = [_annotation(b, f, center_freq_hz) for b, f in zip(bursts, frames)]
+    # one burst per frame, built in the loop above
+    annotations = [
+        _annotation(b, f, center_freq_hz) for b, f in zip(bursts, frames, strict=True)
+    ]
     if clock_ppm:
         iq = apply_clock_offset(iq, clock_ppm)
     if cfo_hz:
         iq = shift_frequency(iq, cfo_hz, sample_rate_hz)
     if ebn0_db is not None:
         bit_rate = get_phy(frames[0].mode, frames[0].direction).bit_rate_bps
-        iq = add_awgn(iq, ebn0_db, bit_rate, sample_rate_hz, np.random.default_rng(seed),
-                      signal_power=1.0)
+        iq = add_awgn(
+            iq,
+            ebn0_db,
+            bit_rate,
+            sample_rate_hz,
+            np.random.default_rng(seed),
+            signal_power=1.0,
+        )
     # receiver front-end errors act on signal and noise alike, so they come last
     if any(iq_imbalance):
         iq = apply_iq_imbalance(iq, *iq_imbalance)

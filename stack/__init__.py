@@ -1,5 +1,6 @@
-"""wM-Bus protocol stack (EN 13757-3/-4/-7, OMS): bytes in, checked and decrypted records out.
+"""wM-Bus protocol stack (EN 13757-3/-4/-7, OMS).
 
-Pure Python on the standard library and ``cryptography``; it imports nothing else of ours
-and does no I/O, so it can decode telegrams from any receiver.
+Bytes in, checked and decrypted records out.  Pure Python on the standard library and
+``cryptography``; it imports nothing else of ours and does no I/O, so it can decode
+telegrams from any receiver.
 """

@@ -6,8 +6,8 @@ Layout::
 
 AFL.LEN counts the bytes after itself.  FC bits: 0-7 fragment id, 0x0200 KI present,
 0x0400 MAC present, 0x0800 MCR present, 0x1000 ML present, 0x2000 MCL present,
-0x4000 more fragments follow.  MCL bits 0-3 give the authentication type, which fixes the
-MAC length (type 5 = AES-CMAC-128 truncated to 8 bytes, the OMS default).
+0x4000 more fragments follow.  MCL bits 0-3 give the authentication type, which fixes
+the MAC length (type 5 = AES-CMAC-128 truncated to 8 bytes, the OMS default).
 
 The MAC is AES-CMAC over MCL || MCR || [ML] || every byte from the TPL CI to the end of
 the frame, keyed with the ephemeral MAC key of security mode 7 (see ``stack.security``).

@@ -46,8 +46,9 @@ class EllHeader:
     ----------
     ci : int
     cc : int
-        Communication control (0x80 bidirectional, 0x40 response delay, 0x20 synchronous,
-        0x10 hop count, 0x08 priority, 0x04 accessibility, 0x02 repeated access).
+        Communication control (0x80 bidirectional, 0x40 response delay,
+        0x20 synchronous, 0x10 hop count, 0x08 priority, 0x04 accessibility,
+        0x02 repeated access).
     access_number : int
     address : bytes or None
         8 bytes M(2) ID(4) version type, for CI 0x8E/0x8F.

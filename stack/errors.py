@@ -1,8 +1,8 @@
 """The exception tree of wmbus-sdr.
 
 Every failure the stack can meet on bad input is one of these; the stack never lets an
-``IndexError``, ``struct.error`` or similar escape for malformed bytes.  Exceptions carry
-their facts as attributes, and build their message from them.
+``IndexError``, ``struct.error`` or similar escape for malformed bytes.  Exceptions
+carry their facts as attributes, and build their message from them.
 
 ::
 
@@ -14,7 +14,7 @@ their facts as attributes, and build their message from them.
         UnsupportedError                valid, but something we cannot decode
       SecurityError                     encryption-related
         KeyMissingError                 encrypted, and no key for this meter
-        DecryptionError                 wrong key (the 0x2F2F or payload-CRC check failed)
+        DecryptionError                 wrong key (0x2F2F or payload-CRC check failed)
         AuthenticationError             the AFL MAC does not match
         NotEncryptedError               header says encrypted, payload is clear
       KeyFormatError (also ValueError)  a key or key file is malformed
@@ -53,8 +53,8 @@ class DecodeError(WmbusError, ValueError):
     message : str
         What is wrong, in words.
     layer : str
-        Protocol layer where it was found: ``"frame"``, ``"link"``, ``"ell"``, ``"afl"``,
-        ``"tpl"``, ``"apl"``.
+        Protocol layer where it was found: ``"frame"``, ``"link"``, ``"ell"``,
+        ``"afl"``, ``"tpl"``, ``"apl"``.
     offset : int or None
         Byte offset in the buffer being parsed, where known.
     """
@@ -148,7 +148,7 @@ class KeyMissingError(SecurityError):
 
 
 class DecryptionError(SecurityError):
-    """Decryption produced no valid plaintext: the key is wrong (or the data corrupt)."""
+    """Decryption gave no valid plaintext: the key is wrong (or the data corrupt)."""
 
     def __init__(self, meter_id: str, check: str):
         self.check = check
@@ -185,11 +185,11 @@ class NotEncryptedError(SecurityError):
 
 
 class SourceError(WmbusError):
-    """A sample source failed: file missing or truncated, device gone, unknown format."""
+    """A sample source failed: file absent or truncated, device gone, unknown format."""
 
 
 class SinkError(WmbusError):
-    """A sample sink failed: cannot write, device cannot transmit, duty cycle exceeded."""
+    """A sample sink failed: cannot write, device cannot send, duty cycle exceeded."""
 
 
 class KeyFormatError(WmbusError, ValueError):

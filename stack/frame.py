@@ -16,8 +16,8 @@ Frame format B (mode C only)::
     L counts the bytes after L, including the CRCs.
 
 Every CRC is the EN 13757 CRC-16 sent high byte first.  The "no-CRC" form used by
-receivers and by ``stack.link`` is the frame with all CRCs removed and L rewritten to count
-the bytes after it (so for either format ``len(data) == data[0] + 1``).
+receivers and by ``stack.link`` is the frame with all CRCs removed and L rewritten to
+count the bytes after it (so for either format ``len(data) == data[0] + 1``).
 
 References: EN 13757-4 (frame formats A and B); wmbus-reference.md sections 2.2-2.4.
 """
@@ -50,7 +50,7 @@ def _check_format(frame_format: str) -> None:
 
 
 def _a_block_sizes(l_field: int) -> list[int]:
-    """Data-byte counts of the blocks of a format-A frame with this L (CRCs excluded)."""
+    """Data-byte counts of the blocks of a format-A frame with this L (without CRCs)."""
     rest = l_field + 1 - _BLOCK1_LEN
     sizes = [_BLOCK1_LEN]
     while rest > 0:
@@ -232,8 +232,8 @@ def detect_crc_format(frame: bytes) -> str | None:
     """Guess how a frame given by a user carries its CRCs.
 
     Returns ``"A"`` or ``"B"`` when the length fits that format and every CRC checks,
-    ``None`` when the frame is in no-CRC form (``len == L + 1``) and no CRC layout checks.
-    A frame that fits neither raises.
+    ``None`` when the frame is in no-CRC form (``len == L + 1``) and no CRC layout
+    checks.  A frame that fits neither raises.
 
     Raises
     ------

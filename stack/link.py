@@ -6,9 +6,9 @@ Block 1 of every frame, in no-CRC form::
             L   C   M (LE)    ID (BCD, LE)     version  device type
 
 M packs three letters in 15 bits: ((c1-64) << 10) | ((c2-64) << 5) | (c3-64); bit 15 set
-marks an address that is not registered with the FLAG association.  ID is printed as 8 hex
-digits, most significant byte first (bytes ``78 56 34 12`` -> ``"12345678"``); it is kept
-as text because real meters send non-BCD ids.
+marks an address that is not registered with the FLAG association.  ID is printed as 8
+hex digits, most significant byte first (bytes ``78 56 34 12`` -> ``"12345678"``); it is
+kept as text because real meters send non-BCD ids.
 
 References: EN 13757-4 (link layer); EN 13757-3 / OMS (device types);
 wmbus-reference.md sections 2.1, 2.5-2.7.
@@ -140,7 +140,7 @@ class LinkHeader:
 
     @property
     def address(self) -> bytes:
-        """The 8 address bytes as sent: M(2) ID(4) version type (for IVs and counters)."""
+        """The 8 address bytes as sent, M(2) ID(4) version type (for IVs, counters)."""
         return build_address(
             self.manufacturer_code, self.id, self.version, self.device_type
         )
@@ -183,7 +183,7 @@ def encode_manufacturer(letters: str) -> int:
 
 
 def parse_address(addr: bytes) -> tuple[int, str, int, int]:
-    """Split 8 address bytes M(2) ID(4) version type into (m_code, id, version, type)."""
+    """Split 8 address bytes M(2) ID(4) version type: (m_code, id, version, type)."""
     if len(addr) != 8:
         raise FrameError(f"an address has 8 bytes, got {len(addr)}", layer="link")
     return (
@@ -258,7 +258,7 @@ def build_link_header(
     device_type: int,
     length: int = 0,
 ) -> bytes:
-    """Build block 1 (10 bytes).  ``length`` is usually fixed later by the frame builder.
+    """Build block 1 (10 bytes); the frame builder usually fixes ``length`` later.
 
     ``manufacturer`` is three letters or the raw 16-bit code.
     """

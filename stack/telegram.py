@@ -1,4 +1,4 @@
-"""A whole telegram: link layer -> [ELL] -> [AFL] -> TPL -> records, decrypting on the way.
+"""A whole telegram: DLL -> [ELL] -> [AFL] -> TPL -> records, decrypting on the way.
 
 ``decode_telegram`` is the one entry point for received bytes.  Its contract:
 
@@ -9,10 +9,10 @@
   back with its link header, ``error`` set to the exception, and no records that were
   not checked.  A receiver can still show which meter sent it.
 
-Security checks, in order (wmbus-reference.md 3.2-3.6): ELL AES-CTR with its payload CRC,
-the AFL MAC (mode 7, before decryption), then TPL mode 5/7 AES-CBC whose plaintext must
-start with 2F 2F.  A payload that the header calls encrypted but that is already clear
-text is accepted with a warning when no key is configured, and refused
+Security checks, in order (wmbus-reference.md 3.2-3.6): ELL AES-CTR with its payload
+CRC, the AFL MAC (mode 7, before decryption), then TPL mode 5/7 AES-CBC whose plaintext
+must start with 2F 2F.  A payload that the header calls encrypted but that is already
+clear text is accepted with a warning when no key is configured, and refused
 (``NotEncryptedError``) when one is.
 
 References: EN 13757-3/-4/-7, OMS; wmbus-reference.md section 5 (receive checklist).
@@ -164,7 +164,7 @@ class Telegram:
 
     @property
     def meter(self) -> tuple[int, str]:
-        """(manufacturer code, id) of the meter: the long TPL address if any, else DLL."""
+        """(manufacturer code, id) of the meter: long TPL address if any, else DLL."""
         return _identity(self.link, self.ell, self.tpl)
 
     def to_dict(self) -> dict:
@@ -195,8 +195,8 @@ def _strip_for(data: bytes, crc: str | None) -> tuple[bytes, str | None]:
     if crc in (None, "none"):
         if len(data) < 1 or data[0] != len(data) - 1:
             raise FrameError(
-                f"L-field {data[0] if data else None} disagrees with {len(data) - 1} bytes "
-                "after it (CRCs inside? try crc='auto')",
+                f"L-field {data[0] if data else None} disagrees with "
+                f"{len(data) - 1} bytes after it (CRCs inside? try crc='auto')",
                 layer="frame",
             )
         return data, None
@@ -374,7 +374,8 @@ class _Work:
         size = tpl.encrypted_blocks * 16
         if pos + size > len(self.buf):
             raise FrameError(
-                f"CFG announces {size} encrypted bytes, only {len(self.buf) - pos} follow",
+                f"CFG announces {size} encrypted bytes, "
+                f"only {len(self.buf) - pos} follow",
                 layer="tpl",
                 offset=pos,
             )
@@ -470,8 +471,8 @@ class _Work:
         )
         if layout is None:
             self.warnings.append(
-                f"compact frame with format signature {signature:04X}: undecodable until "
-                "a full frame of this meter with that format has been seen"
+                f"compact frame with format signature {signature:04X}: undecodable "
+                "until a full frame of this meter with that format has been seen"
             )
             return
         full = expand_compact(layout, apl[4:])

@@ -6,14 +6,15 @@ Headers after the CI byte (EN 13757-7)::
     short   ACC STS CFG(2, LE) [CFG-ext]
     long    ID(4) M(2) version type  ACC STS CFG(2, LE) [CFG-ext]
 
-Configuration field (CFG, 16 bits, modes 5 and 7): bits 12-8 security mode, bits 7-4 number
-of encrypted 16-byte blocks, 15 bidirectional, 14 accessibility, 13 synchronous.  Mode 7
-adds one CFG-extension byte (bits 4-5: key derivation function).
+Configuration field (CFG, 16 bits, modes 5 and 7): bits 12-8 security mode, bits 7-4
+number of encrypted 16-byte blocks, 15 bidirectional, 14 accessibility, 13 synchronous.
+Mode 7 adds one CFG-extension byte (bits 4-5: key derivation function).
 
 Status byte (STS): bits 0-1 application status (0 ok, 1 busy, 2 error, 3 abnormal),
 2 power low, 3 permanent error, 4 temporary error, 5-7 manufacturer specific.
 
-References: EN 13757-7 (transport layer, CI list); EN 13757-3; wmbus-reference.md 3.1, 3.4.
+References: EN 13757-7 (transport layer, CI list); EN 13757-3;
+wmbus-reference.md 3.1, 3.4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared fixtures: a seeded random generator and the ../shared folder of public vectors."""
+"""Shared fixtures: a seeded RNG and the ../shared folder of public vectors."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
-    """Path of ../shared (vectors, docs, recordings); skips the test when it is absent."""
+    """Path of ../shared (vectors, docs, recordings); skips the test if it is absent."""
     if not (SHARED_DIR / "vectors" / "telegrams.jsonl").is_file():
         pytest.skip(f"shared test data not found at {SHARED_DIR}")
     return SHARED_DIR

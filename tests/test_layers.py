@@ -1,5 +1,6 @@
-"""The import rule: stack imports nothing of ours but stack; dsp only dsp and stack.frame;
-sdr anything; nobody imports sdr from stack or dsp.  Checked on the source with ast."""
+"""The import rule: stack imports nothing of ours but stack; dsp only dsp and
+stack.frame; sdr anything; nobody imports sdr from stack or dsp.  Checked on the source
+with ast."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_import_direction(package):
 
 
 def test_rule_catches_a_violation(tmp_path):
-    """The checker itself must see a forbidden import (guards against a vacuous pass)."""
+    """The checker itself must see a forbidden import (guard against a vacuous pass)."""
     fake = tmp_path / "probe.py"
     fake.write_text("from sdr import cli\nimport dsp.modulator\nfrom . import crc\n")
     names = _imports(fake, "stack")

@@ -1,4 +1,4 @@
-"""The bundled recordings: regenerate bit-identically, and their annotations tell the truth.
+"""The bundled recordings: regenerate bit-identically, their annotations tell the truth.
 
 The multi-mode SigMF file's annotations are our ground truth for the receiver, so they
 are checked against the signal itself: inside each annotated span there is a burst at

@@ -22,8 +22,8 @@ What rtl_433 22.11 (Debian 12) needs and does, found by running it:
   discriminator units apart (units scale with the sample rate).  At 1.6 MS/s it
   misses the alternating preamble of about 20 % of T1 telegrams and more of C1
   (+-45 kHz; at 40 kHz none decode, at 50 kHz all do); at 2.4 MS/s it decodes no
-  T or C telegram.  ``-Y minmax`` fixes T and C but loses S at these SNRs, so T and C run
-  with ``-Y minmax`` and S with the default.
+  T or C telegram.  ``-Y minmax`` fixes T and C but loses S at these SNRs, so T and C
+  run with ``-Y minmax`` and S with the default.
 - Decoder length limits: a mode S row holds at most 64 + 256 * 8 chips including
   the preamble (S1 with 279 preamble pairs: at most about 83 no-CRC bytes), and at
   most 800 Manchester bits (100 on-air bytes) are decoded (S1-m: about 88 bytes).
@@ -92,8 +92,15 @@ def _tel(
 ) -> bytes:
     """A made-up plain telegram; the seed also varies the access number and values."""
     return build_telegram(
-        manufacturer, meter_id, length, device_type=device_type, access_no=seed,
-        volume_l=1000 * seed + 7, flow_temp_dc=200 + seed, version=seed % 4, seed=seed,
+        manufacturer,
+        meter_id,
+        length,
+        device_type=device_type,
+        access_no=seed,
+        volume_l=1000 * seed + 7,
+        flow_temp_dc=200 + seed,
+        version=seed % 4,
+        seed=seed,
     )
 
 
@@ -200,9 +207,7 @@ def _check_report(report: dict, spec: TxSpec) -> None:
     assert report["mic"] == "CRC"
     assert report["C"] == tel[1]
     manufacturer_code = int.from_bytes(tel[2:4], "little")
-    letters = "".join(
-        chr(64 + ((manufacturer_code >> s) & 0x1F)) for s in (10, 5, 0)
-    )
+    letters = "".join(chr(64 + ((manufacturer_code >> s) & 0x1F)) for s in (10, 5, 0))
     assert report["M"] == letters
     # The id is BCD, sent least significant byte first; rtl_433 prints it as a number.
     assert report["id"] == int(tel[4:8][::-1].hex())
@@ -272,8 +277,12 @@ def test_rtl433_decodes_mode_at_1600k(
     seed: int,
 ) -> None:
     capture = write_capture(
-        tmp_path, _specs(mode, frame_format), sample_rate_hz=_RATE_16,
-        center_freq_hz=center_freq_hz, ebn0_db=_EBN0_16_DB, seed=seed,
+        tmp_path,
+        _specs(mode, frame_format),
+        sample_rate_hz=_RATE_16,
+        center_freq_hz=center_freq_hz,
+        ebn0_db=_EBN0_16_DB,
+        seed=seed,
     )
     _check_capture(capture, run_rtl433(capture.path, detector), _RATE_16)
 
@@ -291,8 +300,12 @@ def test_rtl433_decodes_all_modes_in_one_2400k_file(tmp_path: Path) -> None:
         _specs("T1", "A")[2],
     ]
     capture = write_capture(
-        tmp_path, specs, sample_rate_hz=_RATE_24, center_freq_hz=_F_TC_HZ,
-        ebn0_db=_EBN0_24_DB, seed=201,
+        tmp_path,
+        specs,
+        sample_rate_hz=_RATE_24,
+        center_freq_hz=_F_TC_HZ,
+        ebn0_db=_EBN0_24_DB,
+        seed=201,
     )
     _check_capture(capture, run_rtl433(capture.path, "minmax"), _RATE_24)
 
@@ -319,8 +332,13 @@ def test_rtl433_rejects_inverted_tones(
     # so the passing tests above confirm our polarity, not a receiver that ignores it.
     assert HIGH_FREQ_CHIP == 1
     capture = write_capture(
-        tmp_path, _specs(mode, frame_format), sample_rate_hz=_RATE_16,
-        center_freq_hz=center_freq_hz, ebn0_db=_EBN0_16_DB, seed=301, invert=True,
+        tmp_path,
+        _specs(mode, frame_format),
+        sample_rate_hz=_RATE_16,
+        center_freq_hz=center_freq_hz,
+        ebn0_db=_EBN0_16_DB,
+        seed=301,
+        invert=True,
     )
     assert run_rtl433(capture.path, detector) == []
 
@@ -332,9 +350,7 @@ def _ends_on_chip_1(telegram: bytes, frame_format: str) -> bool:
 
 @needs_rtl433
 @pytest.mark.parametrize("seed", [501, 502, 503])
-def test_rtl433_decodes_c1_bursts_that_end_on_chip_1(
-    tmp_path: Path, seed: int
-) -> None:
+def test_rtl433_decodes_c1_bursts_that_end_on_chip_1(tmp_path: Path, seed: int) -> None:
     # rtl_433 finds the end of a burst in the signal itself, so a C burst whose last
     # chip is 1 (+deviation) is the hard case: without a trailer after it, rtl_433
     # measured that last chip short and lost 24 of 576 such telegrams (12 noise
@@ -348,8 +364,12 @@ def test_rtl433_decodes_c1_bursts_that_end_on_chip_1(
         if len(specs) == 48:
             break
     capture = write_capture(
-        tmp_path, specs, sample_rate_hz=_RATE_16, center_freq_hz=_F_TC_HZ,
-        ebn0_db=_EBN0_16_DB, seed=seed,
+        tmp_path,
+        specs,
+        sample_rate_hz=_RATE_16,
+        center_freq_hz=_F_TC_HZ,
+        ebn0_db=_EBN0_16_DB,
+        seed=seed,
     )
     _check_capture(capture, run_rtl433(capture.path, "minmax"), _RATE_16)
 
@@ -365,8 +385,12 @@ def test_rtl433_drops_a_telegram_with_a_damaged_crc(tmp_path: Path) -> None:
         good.telegram, "T1", "A", -good.carrier_offset_hz, bytes(bad_frame)
     )
     capture = write_capture(
-        tmp_path, [damaged, good], sample_rate_hz=_RATE_16, center_freq_hz=_F_TC_HZ,
-        ebn0_db=_EBN0_16_DB, seed=401,
+        tmp_path,
+        [damaged, good],
+        sample_rate_hz=_RATE_16,
+        center_freq_hz=_F_TC_HZ,
+        ebn0_db=_EBN0_16_DB,
+        seed=401,
     )
     reports = run_rtl433(capture.path, "minmax")
     assert len(reports) == 1
@@ -379,14 +403,24 @@ def test_rtl433_drops_a_telegram_with_a_damaged_crc(tmp_path: Path) -> None:
 
 def test_build_telegram_layout() -> None:
     tel = build_telegram(
-        "XYZ", "12345678", 40, version=3, device_type=0x07, access_no=0x5C,
-        volume_l=12345678, flow_temp_dc=-15, seed=1,
+        "XYZ",
+        "12345678",
+        40,
+        version=3,
+        device_type=0x07,
+        access_no=0x5C,
+        volume_l=12345678,
+        flow_temp_dc=-15,
+        seed=1,
     )
     assert len(tel) == 40
     assert tel[0] == 39
     head = parse_link_header(tel)
     assert (head.manufacturer, head.id, head.version, head.device_type) == (
-        "XYZ", "12345678", 3, 0x07,
+        "XYZ",
+        "12345678",
+        3,
+        0x07,
     )
     # CI 0x7A, ACC, STS 0, CFG 0000 (plain); then 0C 13 + BCD volume (LSB first),
     # 02 5A + int16 temperature (-15 = 0xFFF1), then DIF 0x0F.
@@ -408,20 +442,28 @@ def test_modulate_telegrams_gives_each_burst_the_same_eb() -> None:
     assert powers[2] == pytest.approx(1.0, rel=1e-3)
     assert powers[0] == pytest.approx(2.0 / 3.0, rel=1e-3)
     assert powers[1] == pytest.approx(16_384 / 100_000, rel=1e-3)
-    assert all(b0 < a1 for (_, b0), (a1, _) in zip(spans, spans[1:]))
+    # consecutive pairs: spans[1:] is one shorter, so the lengths differ on purpose
+    assert all(b0 < a1 for (_, b0), (a1, _) in zip(spans, spans[1:], strict=False))
     assert np.all(iq[: spans[0][0]] == 0)
 
 
 def test_write_capture_names_and_fills_the_file(tmp_path: Path) -> None:
     tel = build_telegram("XYZ", "12345678", 30, seed=3)
     capture = write_capture(
-        tmp_path, [TxSpec(tel, "T1", "A", 20e3)], sample_rate_hz=_RATE_16,
-        center_freq_hz=_F_TC_HZ, ebn0_db=20.0, seed=4, stem="unit",
+        tmp_path,
+        [TxSpec(tel, "T1", "A", 20e3)],
+        sample_rate_hz=_RATE_16,
+        center_freq_hz=_F_TC_HZ,
+        ebn0_db=20.0,
+        seed=4,
+        stem="unit",
     )
     assert capture.path.name == "unit_868.95M_1600k.cu8"
     info = parse_filename(capture.path)
     assert (info.file_format, info.center_freq_hz, info.sample_rate_hz) == (
-        "cu8", _F_TC_HZ, _RATE_16,
+        "cu8",
+        _F_TC_HZ,
+        _RATE_16,
     )
     raw = capture.path.read_bytes()
     start, stop = capture.spans[0]

@@ -1,4 +1,4 @@
-"""The `wmbus` command line: output, exit codes, and one-line errors without tracebacks."""
+"""The `wmbus` command line: output, exit codes, one-line errors without tracebacks."""
 
 from __future__ import annotations
 
@@ -143,7 +143,10 @@ def test_usage_errors_exit_2(capsys):
 
 def test_stdin_lines_and_rtlwmbus_format(shared, capsys, monkeypatch):
     plain = _vector("plain")
-    text = f"# a comment\n\n{plain['hex']}\nT1;1;1;2026-01-01 00:00:00;-50;-50;x;0x{plain['hex']}\n"
+    text = (
+        f"# a comment\n\n{plain['hex']}\n"
+        f"T1;1;1;2026-01-01 00:00:00;-50;-50;x;0x{plain['hex']}\n"
+    )
     status, out, err = _run(capsys, ["decode", "-", "--json"], text, monkeypatch)
     assert status == 0, err
     lines = out.strip().splitlines()

@@ -1,4 +1,4 @@
-"""`wmbus replay --mqtt`: every telegram of the bundled recording reaches a real broker."""
+"""`wmbus replay --mqtt`: all telegrams of the bundled recording reach a real broker."""
 
 from __future__ import annotations
 
@@ -18,11 +18,20 @@ RECORDINGS = Path(__file__).resolve().parents[2] / "recordings"
 def test_replay_publishes_every_telegram(mosquitto, capsys):
     subscriber = Subscriber(mosquitto.port, "rp/#")
     try:
-        status = main([
-            "replay", str(RECORDINGS / "multimode_868.95M_2400k.sigmf-meta"),
-            "--keys", str(RECORDINGS / "keys.txt"), "--output", "jsonl",
-            "--mqtt", mosquitto.url("rp"), "--mqtt-id", "gw-test",
-        ])
+        status = main(
+            [
+                "replay",
+                str(RECORDINGS / "multimode_868.95M_2400k.sigmf-meta"),
+                "--keys",
+                str(RECORDINGS / "keys.txt"),
+                "--output",
+                "jsonl",
+                "--mqtt",
+                mosquitto.url("rp"),
+                "--mqtt-id",
+                "gw-test",
+            ]
+        )
         out, err = capsys.readouterr()
         assert status == 0, err
         printed = [line for line in out.splitlines() if line.strip()]

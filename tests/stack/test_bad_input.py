@@ -1,8 +1,8 @@
 """Any bytes given to the stack end in a Telegram or a documented WmbusError.
 
-Never an IndexError, struct.error, KeyError or a hang; never records from a telegram that
-failed a security check.  Inputs: random bytes, and mutations (bit flips, truncation,
-insertion, deletion, L-field rewrites) of the real vectors with their keys.
+Never an IndexError, struct.error, KeyError or a hang; never records from a telegram
+that failed a security check.  Inputs: random bytes, and mutations (bit flips,
+truncation, insertion, deletion, L-field rewrites) of the real vectors with their keys.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """All 100 public telegram vectors through the whole stack (../shared/vectors).
 
-Each vector names its expected outcome (``expect_result``); header fields, the TPL fields
-and the decrypted application bytes are compared with the curator's independent parse.
+Each vector names its expected outcome (``expect_result``); header fields, the TPL
+fields and the decrypted application bytes are compared with the curator's independent
+parse.
 The values of individual records are checked against the vendor drivers' numbers in
 tests/stack/test_records*.py (on the APL) and in test_vector_values below (through the
 whole pipeline).
@@ -138,7 +139,10 @@ _WITH_FORMAT_A = [v for v in VECTORS if v.get("hex_frame_a_with_crc")]
     "vector", _WITH_FORMAT_A, ids=[v["vid"] for v in _WITH_FORMAT_A]
 )
 def test_vector_format_a_same_result(vector, shared):
-    """The curator's format-A re-encoding decodes to the same telegram, CRC given or detected."""
+    """The curator's format-A re-encoding decodes to the same telegram.
+
+    Both with the CRC format given and with it detected.
+    """
     plain = decode_telegram(bytes.fromhex(vector["hex"]), vector["key"])
     framed = bytes.fromhex(vector["hex_frame_a_with_crc"])
     for crc in ("A", "auto"):
@@ -153,7 +157,7 @@ _PREDECRYPTED = [v for v in VECTORS if v["category"] == "predecrypted"]
 
 @pytest.mark.parametrize("vector", _PREDECRYPTED, ids=[v["vid"] for v in _PREDECRYPTED])
 def test_predecrypted_refused_when_key_configured(vector, shared):
-    """A clear payload under an 'encrypted' header is not silently accepted with a key."""
+    """A clear payload under an 'encrypted' header: not silently accepted with a key."""
     telegram = decode_telegram(bytes.fromhex(vector["hex"]), bytes(range(16)))
     assert isinstance(telegram.error, NotEncryptedError)
     assert telegram.records == ()
