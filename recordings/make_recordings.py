@@ -217,7 +217,7 @@ def _frame(
 
 
 def multimode_frames() -> list[TxFrame]:
-    """Every mode and direction, several meters, offsets of tens of kHz, mixed levels."""
+    """Every mode and direction, several meters, tens of kHz offsets, mixed levels."""
     return [
         _frame(water_meter(0x21), "S1", offset_khz=-18.0, gain_db=-4.0),
         # starts while the S1 telegram (45 ms long) is still on air, on another channel
