@@ -200,9 +200,14 @@ def modulate_telegrams(
     bursts, start = [], gap
     for spec in specs:
         burst = frame_burst(
-            spec.frame, spec.mode, "meter", spec.frame_format,
-            sample_rate_hz=sample_rate_hz, start_sample=start,
-            carrier_offset_hz=spec.carrier_offset_hz, invert=invert,
+            spec.frame,
+            spec.mode,
+            "meter",
+            spec.frame_format,
+            sample_rate_hz=sample_rate_hz,
+            start_sample=start,
+            carrier_offset_hz=spec.carrier_offset_hz,
+            invert=invert,
             gain_db=10.0 * math.log10(get_phy(spec.mode).bit_rate_bps / top_bps),
         )
         bursts.append(burst)
@@ -285,14 +290,20 @@ def write_capture(
     Capture
     """
     iq, spans = modulate_telegrams(
-        specs, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+        specs,
+        sample_rate_hz=sample_rate_hz,
+        center_freq_hz=center_freq_hz,
         invert=invert,
     )
     # The fastest mode is at unit amplitude (modulate_telegrams), so its bit rate
     # fixes the noise that gives every burst ebn0_db.
     top_bps = max(get_phy(s.mode).bit_rate_bps for s in specs)
     noisy = add_awgn(
-        iq, ebn0_db, top_bps, sample_rate_hz, np.random.default_rng(seed),
+        iq,
+        ebn0_db,
+        top_bps,
+        sample_rate_hz,
+        np.random.default_rng(seed),
         signal_power=1.0,
     )
     path = write_cu8(noisy, directory, stem, center_freq_hz, sample_rate_hz)

@@ -527,16 +527,18 @@ def test_receiver_front_end_errors_and_meter_chip_error():
 
     telegram = bytes.fromhex("1e442d2c7856341201077a0100000004130300000002fd170000")
     telegram = bytes([len(telegram) - 1]) + telegram[1:]
-    common = dict(sample_rate_hz=1.6e6, center_freq_hz=868.95e6, lead_s=0.001,
-                  tail_s=0.001)
+    common = dict(
+        sample_rate_hz=1.6e6, center_freq_hz=868.95e6, lead_s=0.001, tail_s=0.001
+    )
     clean, _ = render([TxFrame(telegram, "T1")], **common)
     shifted, _ = render([TxFrame(telegram, "T1")], dc_offset=0.05 - 0.02j, **common)
     np.testing.assert_allclose(shifted - clean, 0.05 - 0.02j, atol=1e-6)
     skewed, _ = render([TxFrame(telegram, "T1")], iq_imbalance=(1.0, 5.0), **common)
     # an IQ-imbalanced tone has an image: the spectrum is no longer one-sided
     assert np.max(np.abs(skewed - clean)) > 0.05
-    slow, notes = render([TxFrame(telegram, "T1", chip_rate_error_ppm=-20000.0)],
-                         **common)
+    slow, notes = render(
+        [TxFrame(telegram, "T1", chip_rate_error_ppm=-20000.0)], **common
+    )
     _, base_notes = render([TxFrame(telegram, "T1")], **common)
     ratio = notes[0].sample_count / base_notes[0].sample_count
     assert abs(ratio - 1 / (1 - 0.02)) < 2e-3

@@ -27,8 +27,15 @@ from tests.conftest import load_vectors
 VECTORS = {v["vid"]: v for v in load_vectors()}
 # Categories whose frames an honest encoder can reproduce ("predecrypted" cannot: its
 # header says encrypted but the bytes are clear; negatives are broken on purpose).
-_REBUILDABLE = ("plain", "mode5", "mode7", "ell_ctr", "ell_ctr_compact",
-                "manufacturer_specific", "frame_with_crc")
+_REBUILDABLE = (
+    "plain",
+    "mode5",
+    "mode7",
+    "ell_ctr",
+    "ell_ctr_compact",
+    "manufacturer_specific",
+    "frame_with_crc",
+)
 _ELL_BODY_LEN = {0x8C: 2, 0x8D: 8}  # bytes after the ELL CI (EN 13757-4, ELL I / II)
 _AFL_FC_MCL_MCR_MAC = 0x2C00  # the only AFL layout in the vectors (reference 3.3)
 _FILLER = 0x2F
@@ -85,8 +92,11 @@ def _ell_afl_fields(v: dict, frame: bytes) -> dict:
     if sec["ell"]:
         ell_ci = int(sec["ell"], 16)
         assert frame[pos] == ell_ci
-        fields |= {"ell_ci": ell_ci, "ell_cc": frame[pos + 1],
-                   "ell_access_number": frame[pos + 2]}
+        fields |= {
+            "ell_ci": ell_ci,
+            "ell_cc": frame[pos + 1],
+            "ell_access_number": frame[pos + 2],
+        }
         if ell_ci == 0x8D:
             fields["ell_session"] = int.from_bytes(frame[pos + 3 : pos + 7], "little")
             fields["ell_encrypt"] = sec["ell_security"] == 1
@@ -104,15 +114,21 @@ def _tpl_fields(v: dict) -> dict:
     fields: dict = {"ci": int(sec["tpl_ci"], 16)}
     address = exp.get("tpl_address")
     if address:
-        fields["tpl_address"] = (address["manufacturer"], address["id"],
-                                 int(address["version"], 16),
-                                 int(address["device_type"], 16))
+        fields["tpl_address"] = (
+            address["manufacturer"],
+            address["id"],
+            int(address["version"], 16),
+            int(address["device_type"], 16),
+        )
     if sec.get("acc") is None:  # headerless CI
         return fields
     mode = sec["tpl_security_mode"]
     cfg = int(sec["cfg"], 16)
-    fields |= {"access_number": int(sec["acc"], 16), "status": int(sec["sts"], 16),
-               "security_mode": mode}
+    fields |= {
+        "access_number": int(sec["acc"], 16),
+        "status": int(sec["sts"], 16),
+        "security_mode": mode,
+    }
     if mode:
         fields["encrypted_blocks"] = (cfg >> 4) & 0x0F
         fields["config_flags"] = cfg & ~_CFG_OWNED
@@ -126,8 +142,12 @@ def _tpl_fields(v: dict) -> dict:
 def spec_from_vector(v: dict) -> TelegramSpec:
     """A spec from a vector's parsed fields and plain APL (not from its cipher text)."""
     frame = _no_crc_frame(v)
-    return TelegramSpec(**_link_fields(v, frame), **_ell_afl_fields(v, frame),
-                        **_tpl_fields(v), payload=_plain_apl(v))
+    return TelegramSpec(
+        **_link_fields(v, frame),
+        **_ell_afl_fields(v, frame),
+        **_tpl_fields(v),
+        payload=_plain_apl(v),
+    )
 
 
 # --- the vectors, byte for byte -------------------------------------------------------
@@ -168,8 +188,9 @@ def test_vector_padding_and_block_count_are_the_encoders(shared, vid: str) -> No
     assert frame.hex() == v["hex"].lower()
 
 
-@pytest.mark.parametrize("vid", _vids(lambda v: _rebuildable(v)
-                                      and v["security"]["ell_security"] == 1))
+@pytest.mark.parametrize(
+    "vid", _vids(lambda v: _rebuildable(v) and v["security"]["ell_security"] == 1)
+)
 def test_vector_ell_encryption_bits_set_by_encoder(shared, vid: str) -> None:
     v = VECTORS[vid]
     spec = spec_from_vector(v)
@@ -183,8 +204,9 @@ def test_compact_signature_matches_vector_of_same_layout(shared) -> None:
     # compacting v024's records must give v025's format signature.
     full, compact = VECTORS["v024"], VECTORS["v025"]
     spec = spec_from_vector(full)
-    frame = encode_telegram(spec, compact=True, ell_ci=None, ell_session=0,
-                            ell_encrypt=False)
+    frame = encode_telegram(
+        spec, compact=True, ell_ci=None, ell_session=0, ell_encrypt=False
+    )
     assert frame[10] == 0x79
     signature = bytes.fromhex(compact["expected"]["apl_hex_after_tpl_header"])[:2]
     assert frame[11:13] == signature
@@ -193,12 +215,19 @@ def test_compact_signature_matches_vector_of_same_layout(shared) -> None:
 
 # --- layout facts on made-up telegrams ------------------------------------------------
 
-BASE = TelegramSpec(manufacturer="QWE", meter_id="01020304", version=0x21,
-                    device_type=0x16, payload=bytes.fromhex("01FD1700"))
+BASE = TelegramSpec(
+    manufacturer="QWE",
+    meter_id="01020304",
+    version=0x21,
+    device_type=0x16,
+    payload=bytes.fromhex("01FD1700"),
+)
 
 
-@pytest.mark.parametrize(("letters", "m_bytes"), [("KAM", "2d2c"), ("SON", "ee4d"),
-                                                  ("TCH", "6850"), ("EFE", "c514")])
+@pytest.mark.parametrize(
+    ("letters", "m_bytes"),
+    [("KAM", "2d2c"), ("SON", "ee4d"), ("TCH", "6850"), ("EFE", "c514")],
+)
 def test_manufacturer_bytes_match_reference_table(letters: str, m_bytes: str) -> None:
     frame = encode_telegram(BASE, manufacturer=letters)
     assert frame[2:4].hex() == m_bytes
@@ -225,8 +254,9 @@ def test_long_header_defaults_to_link_address() -> None:
 def test_mode5_caps_at_15_blocks_and_sends_the_rest_clear() -> None:
     key = bytes(range(16))
     payload = bytes((i * 7) & 0xFF for i in range(239))  # 2 + 239 = 241 > 15 blocks
-    frame = encode_telegram(BASE, security_mode=5, key=key, access_number=0x33,
-                            payload=payload)
+    frame = encode_telegram(
+        BASE, security_mode=5, key=key, access_number=0x33, payload=payload
+    )
     config = int.from_bytes(frame[13:15], "little")
     assert (config >> 8) & 0x1F == 5 and (config >> 4) & 0x0F == 15
     region = frame[15 : 15 + 240]
@@ -243,11 +273,17 @@ def test_crc_frames_strip_back_to_no_crc_form(size: int, fmt: str) -> None:
     assert strip_crcs(frame, fmt) == encode_telegram(spec)
 
 
-@pytest.mark.parametrize(("size", "fmt", "fits"), [
-    (241, None, True), (242, None, False),  # 10 + 5 + 241 = 256 bytes: L = 255
-    (241, "A", True), (242, "A", False),
-    (237, "B", True), (238, "B", False),  # B adds 4 CRC bytes to L past 126 bytes
-])
+@pytest.mark.parametrize(
+    ("size", "fmt", "fits"),
+    [
+        (241, None, True),
+        (242, None, False),  # 10 + 5 + 241 = 256 bytes: L = 255
+        (241, "A", True),
+        (242, "A", False),
+        (237, "B", True),
+        (238, "B", False),  # B adds 4 CRC bytes to L past 126 bytes
+    ],
+)
 def test_length_limit_per_frame_format(size: int, fmt: str | None, fits: bool) -> None:
     spec = dataclasses.replace(BASE, payload=bytes(size), frame_format=fmt)
     if fits:
@@ -307,8 +343,16 @@ REFUSALS = [
     ({"compact": True, "ci": 0x8A, "payload": None}, "no compact form"),
     ({"frame_format": "C"}, "frame_format"),
     ({"compact": True, "payload": b"\x04\x13\x01"}, "apl"),  # record cut short
-    ({"records": (make_record("manufacturer_data", b"\x01"),
-                  make_record("volume", 2.5)), "payload": None}, "must be the last"),
+    (
+        {
+            "records": (
+                make_record("manufacturer_data", b"\x01"),
+                make_record("volume", 2.5),
+            ),
+            "payload": None,
+        },
+        "must be the last",
+    ),
     ({"payload": "01fd1700"}, "payload must be bytes"),
 ]
 

@@ -101,9 +101,11 @@ def test_parse_compact_apl_rejects(shared):
 
 
 def test_expand_handles_lvar_and_manufacturer_data():
-    records = [make_record("fabrication_number", "AB12"),
-               make_record("volume", 2.5, storage=1),
-               make_record("manufacturer_data", b"\x01\x02\x03")]
+    records = [
+        make_record("fabrication_number", "AB12"),
+        make_record("volume", 2.5, storage=1),
+        make_record("manufacturer_data", b"\x01\x02\x03"),
+    ]
     full = b"".join(r.dif_vif + r.data for r in records)
     signature, data_crc, data = compact_data(full)
     layout = b"".join(r.dif_vif for r in records)
@@ -125,15 +127,20 @@ def test_fillers_are_not_part_of_layout_or_crc():
 @st.composite
 def record_lists(draw):
     makers = [
-        lambda: make_record("volume", draw(st.integers(-(10**6), 10**6)) / 1000,
-                            storage=draw(st.integers(0, 40))),
-        lambda: make_record("energy", draw(st.integers(0, 10**9)),
-                            tariff=draw(st.integers(0, 3))),
+        lambda: make_record(
+            "volume",
+            draw(st.integers(-(10**6), 10**6)) / 1000,
+            storage=draw(st.integers(0, 40)),
+        ),
+        lambda: make_record(
+            "energy", draw(st.integers(0, 10**9)), tariff=draw(st.integers(0, 3))
+        ),
         lambda: make_record("error_flags", draw(st.integers(0, 0xFFFF))),
         lambda: make_record("date", "2024-09-30"),
         lambda: make_record("customer", draw(st.binary(max_size=15))),
-        lambda: make_record("fabrication_number",
-                            draw(st.text("0123456789ABC", max_size=12))),
+        lambda: make_record(
+            "fabrication_number", draw(st.text("0123456789ABC", max_size=12))
+        ),
     ]
     indices = draw(st.lists(st.integers(0, len(makers) - 1), max_size=8))
     return [makers[i]() for i in indices]
