@@ -41,9 +41,6 @@ __all__ = [
     "MIN_SAMPLE_RATE_HZ",
 ]
 
-#: Lowest input rate the receiver accepts (issue 4: any rate >= 1.2 MS/s).
-MIN_SAMPLE_RATE_HZ = 1_200_000.0
-
 # Largest meter carrier offset the receiver must tolerate (issue 4: +-80 kHz).
 _MAX_CFO_HZ = 80_000.0
 # Output rate at least this many passbands: leaves a transition band of one passband
@@ -85,6 +82,18 @@ RADIO_CHANNELS: tuple[RadioChannel, ...] = (
     RadioChannel("S", 868_300_000.0, 50e3 + 40e3 + _MAX_CFO_HZ, ("S",)),
     RadioChannel("TC", 868_950_000.0, 50e3 + 50e3 + _MAX_CFO_HZ, ("T", "C")),
     RadioChannel("C2", 869_525_000.0, 25e3 + 25e3 + _MAX_CFO_HZ, ("C2",)),
+)
+
+# A channel's filter needs a transition band of at least this share of its passband
+# (at decimation 1 the stop band starts at the input rate minus the passband).
+_MIN_TRANSITION = 0.1
+
+#: Lowest input rate the receiver accepts: the narrowest channel (C2 downlink) just
+#: fits, centred.  A channel is received when its passband lies inside the sampled
+#: band with room for its filter: S and T/C need 357 and 378 kS/s centred on them;
+#: 868.625 MHz at 1.6 MS/s holds both, 868.95 MHz at 2.4 MS/s all three.
+MIN_SAMPLE_RATE_HZ = (2.0 + _MIN_TRANSITION) * min(
+    c.passband_hz for c in RADIO_CHANNELS
 )
 
 
@@ -237,6 +246,8 @@ def plan_channels(
         offset_hz = chan.channel_hz - center_freq_hz
         if abs(offset_hz) + chan.passband_hz > sample_rate_hz / 2.0:
             continue
+        if sample_rate_hz < (2.0 + _MIN_TRANSITION) * chan.passband_hz:
+            continue  # no room for the channel filter's transition band
         min_rate_hz = _RATE_PER_PASSBAND[chan.name] * chan.passband_hz
         decim = max(1, int(sample_rate_hz // min_rate_hz))
         rate = sample_rate_hz / decim

@@ -2,7 +2,7 @@
 
 Signal picture::
 
-    iq (complex64, fs >= 1.2 MS/s, any centre) --Channelizer--> one stream per channel
+    iq (complex64, any fs and centre) --Channelizer--> one stream per channel
         868.3 MHz    S   (S1, S1-m, S2, T2 other->meter)  Manchester, 32.768 kcps
         868.95 MHz   T/C (T1, T2, C1, C2 meter->other)    3-of-6 / NRZ, 100 kcps
         869.525 MHz  C2  (C2 other->meter)                NRZ, 50 kcps
@@ -131,7 +131,9 @@ class Receiver:
     Parameters
     ----------
     sample_rate_hz : float
-        Input rate, Hz, at least 1.2 MS/s.
+        Input rate, Hz: 1.6 MS/s at 868.625 MHz holds S and T/C, 2.4 MS/s at
+        868.95 MHz all three channels; one channel needs 360 kS/s centred on it
+        (the C2 downlink 260 kS/s).
     center_freq_hz : float
         Input centre frequency, Hz (868.95 MHz at 2.4 MS/s covers all three channels;
         868.625 MHz at 1.6 MS/s covers S and T/C).
@@ -148,7 +150,8 @@ class Receiver:
     Raises
     ------
     ValueError
-        A sample rate below 1.2 MS/s, a non-positive centre, or an unknown chain name.
+        A sample rate too low for any channel, a non-positive centre, or an
+        unknown chain name.
 
     Examples
     --------
@@ -168,9 +171,9 @@ class Receiver:
     ) -> None:
         if not sample_rate_hz >= MIN_SAMPLE_RATE_HZ:
             raise ValueError(
-                f"sample rate {sample_rate_hz!r} Hz is below the "
-                f"{MIN_SAMPLE_RATE_HZ / 1e6:.1f} MS/s the receiver needs; record at "
-                "1.6, 2.0 or 2.4 MS/s (or resample)"
+                f"sample rate {sample_rate_hz!r} Hz is too low for any wM-Bus "
+                f"channel (the narrowest needs {MIN_SAMPLE_RATE_HZ / 1e3:.0f} kS/s); "
+                "record at 1.6, 2.0 or 2.4 MS/s"
             )
         if not center_freq_hz > 0:
             raise ValueError(

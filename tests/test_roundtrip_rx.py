@@ -1,12 +1,13 @@
 """Round trips through our transmitter and channel model into the receiver.
 
 Every PHY (S long and short preamble, T1, C1 frame A and B, T2 and C2 downlinks) at
-1.2, 1.6, 2.0 and 2.4 MS/s, with white noise at a moderate Eb/N0, carrier offsets of
-+-60 kHz, a chip-rate error of +-2 % and a sample-clock error of +-100 ppm; every
-PHY across the chip-rate errors the receiver looks for (T and C +-12 %, the others
-+-6 %), including rates between its hypotheses; and the 868.625 MHz centre at 1.6 MS/s
-that holds S and T/C at once.  Telegrams are made up
-(``tests.helpers_tx.build_telegram``); success is the exact on-air bytes.
+1.2, 1.6, 2.0 and 2.4 MS/s, and at 0.5 and 1.0 MS/s tuned near its channel, with
+white noise at a moderate Eb/N0, carrier offsets of +-60 kHz, a chip-rate error of
++-2 % and a sample-clock error of +-100 ppm; every PHY across the chip-rate errors the
+receiver looks for (T and C +-12 %, the others +-6 %), including rates between its
+hypotheses; and the 868.625 MHz centre at 1.6 MS/s that holds S and T/C at once.
+Telegrams are made up (``tests.helpers_tx.build_telegram``); success is the exact
+on-air bytes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from stack.frame import add_crcs
 from tests.helpers_tx import build_telegram
 
 EBN0_DB = 14.0
-RATES_HZ = [1.2e6, 1.6e6, 2.0e6, 2.4e6]
+RATES_HZ = [1.2e6, 1.6e6, 2.0e6, 2.4e6, 0.5e6, 1.0e6]
 # name: (mode, direction, frame format, receiver phy)
 PHYS = {
     "S1": ("S1", "meter", "A", "S"),
@@ -93,11 +94,11 @@ def synthesize(
 
 def centre_for(carrier_hz: float, sample_rate_hz: float) -> float:
     """868.95 MHz when the channel fits (the usual tuning), else 868.625 MHz, else
-    325 kHz beside the channel."""
+    beside the channel (up to 325 kHz, away from the tuner's DC) as far as it fits."""
     for centre in (868.95e6, 868.625e6):
         if abs(carrier_hz - centre) + 180e3 <= sample_rate_hz / 2:
             return centre
-    return carrier_hz + 325e3
+    return carrier_hz + min(325e3, sample_rate_hz / 2 - 180e3)
 
 
 def receive(iq, sample_rate_hz, center_freq_hz, block=1 << 16):

@@ -279,8 +279,12 @@ def test_channels_and_bad_arguments():
         ("C", 868.95e6),
     ]
     assert Receiver(1.2e6, 869.525e6, phys="C2,S").channels == [("C2", 869.525e6)]
-    with pytest.raises(ValueError, match="1.2 MS/s"):
-        Receiver(1.0e6, 868.95e6)
+    # at low rates, the channels that fit: T/C needs 378 kS/s, centred
+    assert Receiver(1.0e6, 868.95e6).channels == [("T", 868.95e6), ("C", 868.95e6)]
+    assert Receiver(0.38e6, 868.95e6).channels == [("T", 868.95e6), ("C", 868.95e6)]
+    assert Receiver(0.37e6, 868.95e6).channels == []
+    with pytest.raises(ValueError, match="too low for any wM-Bus channel"):
+        Receiver(250e3, 868.95e6)
     with pytest.raises(ValueError, match="unknown receiver chain"):
         Receiver(2.4e6, 868.95e6, phys=["X"])
     rx = Receiver(2.4e6, 868.95e6)
