@@ -80,10 +80,17 @@ def _import_without(module: str, package: str) -> None:
 def start_numba() -> None:
     """Set up numba's CPU target now rather than at the first kernel call.
 
-    The set-up (compiling numba's runtime library, filling its registries: ~40 MB,
+    The set-up (numba's runtime library compiled, its registries filled: ~35 MiB,
     0.5-1 s) is the largest single step of a receiver's start.  A receiver does it
     when it is made, so that the first block of a live stream is not held up by it
-    while the radio keeps sending.  Does nothing with the JIT off.
+    while the radio keeps sending.
+
+    The runtime library is a handful of reference-counting helpers; it is compiled
+    here without LLVM's optimiser (numba's documented ``OPT`` setting, 0 for this one
+    compile and restored at once), which spares the process ~5 MiB of LLVM code
+    paged in for optimising it.  Our kernels come from numba's cache as machine
+    code, or, when not cached yet, are compiled at the usual level.  Does nothing
+    with the JIT off.
     """
     prepare_numba()
     from numba.core import config
@@ -92,6 +99,18 @@ def start_numba() -> None:
         return
     from numba.core.registry import cpu_target
 
-    # refresh() is numba's documented hook for loading its registries (and, on the
-    # CPU target, initialising its runtime); it does nothing the second time.
-    cpu_target.target_context.refresh()
+    # The target machine is made here, at the usual optimisation level, before OPT
+    # changes: it generates the code of every kernel compiled later.
+    context = cpu_target.target_context
+    usual = config.OPT
+    try:
+        config.OPT = type(usual)(0)
+    except (TypeError, ValueError):  # a numba whose OPT is built differently
+        usual = None
+    try:
+        # refresh() is numba's documented hook for loading its registries (and, on
+        # the CPU target, initialising its runtime); it does nothing a second time.
+        context.refresh()
+    finally:
+        if usual is not None:
+            config.OPT = usual

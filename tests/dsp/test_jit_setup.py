@@ -139,3 +139,38 @@ def test_import_without_lifts_the_block_when_the_import_fails(probe_modules):
     import wmbus_probe_pkg
 
     assert wmbus_probe_pkg.VALUE == 42
+
+
+def test_a_receiver_sets_numba_up_and_restores_its_optimisation_level(tmp_path):
+    """Receiver() starts numba's target (runtime library at OPT 0) and puts OPT back,
+    so that a kernel compiled afterwards is optimised as usual: its LLVM IR is the
+    same as in a process where numba started on its own."""
+    code = """
+        import json
+        import numpy as np
+        from numba import njit
+        from numba.core import config
+        from numba.core.runtime import nrt
+
+        if START:
+            from dsp.receiver import Receiver
+            Receiver(2.4e6, 868.95e6)
+        started = bool(nrt.rtsys._init)
+
+        @njit
+        def scaled_sum(x):
+            total = 0.0
+            for v in x:
+                total += 2.5 * v
+            return total
+
+        scaled_sum(np.ones(4))
+        ir = scaled_sum.inspect_llvm(scaled_sum.signatures[0])
+        print(json.dumps({"opt": int(config.OPT), "started": started,
+                          "ir_lines": len(ir.splitlines())}))
+    """
+    with_rx = _run("START = True\n" + textwrap.dedent(code), NUMBA_DISABLE_JIT="0")
+    plain = _run("START = False\n" + textwrap.dedent(code), NUMBA_DISABLE_JIT="0")
+    assert with_rx["started"] and not plain["started"]
+    assert with_rx["opt"] == plain["opt"] == 3
+    assert with_rx["ir_lines"] == plain["ir_lines"]
