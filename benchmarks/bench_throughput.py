@@ -731,7 +731,7 @@ def format_throughput(result: dict) -> str:
         f"wmbus-sdr (one core, median of {result['repeat']}): "
         f"{ours['samples_per_s'] / 1e6:.2f} MS/s = {ours['x_real_time']:.1f}x real "
         f"time, {ours['wall_s']:.2f} s wall, {ours['cpu_s']:.2f} s CPU, peak RSS "
-        f"{ours['rss_mb']:.0f} MB, start-up {ours['startup_s']:.1f} s",
+        f"{ours['rss_mb']:.0f} MiB, start-up {ours['startup_s']:.1f} s",
         f"  found {ours['found']}/{rec['sent']} ({_fmt_counts(ours['found_per_mode'])})"
         f", {ours['extra_frames']} other frames",
         f"  stack decode: {result['stack']['us_per_telegram']:.0f} us per telegram, "
@@ -746,7 +746,7 @@ def format_throughput(result: dict) -> str:
     for peer in result["peers"]:
         lines.append(
             f"{peer['label']}: {peer['wall_s']:.2f} s wall, {peer['cpu_s']:.2f} s CPU,"
-            f" peak RSS {peer['rss_mb']:.0f} MB, found {peer['found']}/{rec['sent']} "
+            f" peak RSS {peer['rss_mb']:.0f} MiB, found {peer['found']}/{rec['sent']} "
             f"({_fmt_counts(peer['found_per_mode'])}); time {peer['label']} / ours = "
             f"{peer['speed_ratio']:.2f}; on the {peer['sent_comparable']} telegrams "
             f"of modes it decodes, ours {peer['ours_found_comparable']} / theirs "
