@@ -12,9 +12,10 @@ Signal picture (one channel, complex64 at its own rate, absolute sample indices)
 
 Candidates are decoded strictly in the order they were found, each as soon as the
 samples it needs have arrived.  A good frame suppresses the candidates that lie
-inside it.  Each result carries ``ready_sample``: the channel sample count at which
-it was decided (never earlier than the previous result's), so that results of all
-channels can be put in one order that does not depend on the input's block sizes.
+inside it.  Each step is decided at a channel sample count that the samples alone
+fix (never earlier than the previous step's), so the results do not depend on the
+input's block sizes; ``horizon`` tells the receiver how early a result still to come
+could start, so that it can give the frames of all channels in time order.
 """
 
 from __future__ import annotations
@@ -44,13 +45,10 @@ class ChainResult:
     packet : PacketResult
     noise_power : float
         Channel noise floor when the packet was found (mean |z|^2).
-    ready_sample : int
-        Channel samples needed before this result could be given (ordering key).
     """
 
     packet: PacketResult
     noise_power: float
-    ready_sample: int
 
 
 @dataclass(slots=True)
@@ -197,7 +195,7 @@ class ChannelChain:
         packet = dec.finish(buf.get(start, data_need), item.cand, item.probe)
         if packet is None:
             return True, None
-        return True, ChainResult(packet, item.noise_power, self._last_ready)
+        return True, ChainResult(packet, item.noise_power)
 
     def _wait(self, ready: int, final: bool) -> bool:
         """True when a step that is ready at channel sample ``ready`` may run now."""

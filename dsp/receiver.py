@@ -12,8 +12,8 @@ A channel outside the sampled band is not received (``Receiver.channels`` lists 
 is).  ``feed`` takes blocks of any size and returns the frames known by the end of the
 block to come before any frame still to be found, in the order their sync words start
 (``sample_index``); the output, concatenated over all calls, is the same for any block
-sizes.  ``flush`` ends the stream.  Memory grows neither with the
-stream's length nor with the block size (a long block is received in pieces).
+sizes.  ``flush`` ends the stream.  Memory grows neither with the stream's length nor
+with the block size (a long block is received in pieces).
 
 With ``emit_bad_crc=False`` only frames whose every block CRC is right come out: the
 CRC is the gate against false frames from noise.  With ``emit_bad_crc=True``, frames
@@ -132,8 +132,8 @@ class Receiver:
     ----------
     sample_rate_hz : float
         Input rate, Hz: 1.6 MS/s at 868.625 MHz holds S and T/C, 2.4 MS/s at
-        868.95 MHz all three channels; one channel needs 360 kS/s centred on it
-        (the C2 downlink 260 kS/s).
+        868.95 MHz all three channels; one channel needs about 380 kS/s centred on
+        it (the C2 downlink 273 kS/s; ``dsp.channel_plan``).
     center_freq_hz : float
         Input centre frequency, Hz (868.95 MHz at 2.4 MS/s covers all three channels;
         868.625 MHz at 1.6 MS/s covers S and T/C).
