@@ -97,6 +97,12 @@ class ChipFamily:
         """Chips in the pattern."""
         return len(self.pattern)
 
+    def chip_periods(self, sample_rate_hz: float) -> tuple[float, ...]:
+        """Samples per chip of each chip-rate hypothesis at this rate, in the
+        order of ``rate_errors``."""
+        nominal = sample_rate_hz / self.chip_rate_hz
+        return tuple(nominal / (1.0 + e) for e in self.rate_errors)
+
 
 def _preamble_distance(sync: str, slips: bool) -> int:
     """Fewest chips in which ``sync`` differs from the "01" preamble at any phase

@@ -177,9 +177,8 @@ class PacketDecoder:
         self.family = family
         self.readings = [r for r in readings_for(family) if r.phy in phys]
         self.sample_rate_hz = float(sample_rate_hz)
-        self.sps = sample_rate_hz / family.chip_rate_hz
-        # the slowest chips the detector looks for (``ChipFamily.rate_errors``)
-        self.longest_period = self.sps / (1.0 + min(family.rate_errors))
+        # the slowest chips the detector looks for
+        self.longest_period = max(family.chip_periods(sample_rate_hz))
         self.emit_bad_crc = emit_bad_crc
         self.known = np.array([int(c) for c in family.pattern], dtype=np.uint8)
         self.probe_chips = max(

@@ -276,8 +276,7 @@ class SyncScanner:
     def __init__(self, family: ChipFamily, sample_rate_hz: float) -> None:
         self.family = family
         self.sample_rate_hz = float(sample_rate_hz)
-        sps = sample_rate_hz / family.chip_rate_hz
-        self.periods = np.array([sps / (1.0 + e) for e in family.rate_errors])
+        self.periods = np.array(family.chip_periods(sample_rate_hz))
         self.grid_steps = self.periods / GRID_PER_CHIP
         self.windows = np.maximum(1, np.round(self.periods)).astype(np.int64)
         step = family.tone_step_hz
