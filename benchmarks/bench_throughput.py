@@ -423,6 +423,8 @@ for stage in spec["stages"]:
                                 for f in frames]
     result["passes"][stage] = runs
 result["rss_mb"] = peak_rss_mb()
+from dsp import kernels
+result["kernels"] = kernels.MODE
 print(json.dumps(result))
 """
 
@@ -656,6 +658,7 @@ def run_throughput(
             "cpu_s": cpu,
             "rss_mb": full["rss_mb"],
             "startup_s": full["startup_s"],
+            "kernels": full["kernels"],
             "samples_per_s": rec.n_samples / wall,
             "x_real_time": seconds / wall,
             "found": len(found),
@@ -719,6 +722,12 @@ def _peer_rows(
 
 
 _DEFAULT_MODES = "S1,S1-m,T1,C1A,C1B,C2-down"
+# dsp.kernels.MODE, as the report says it
+_KERNEL_MODES = {
+    "aot": "compiled ahead of time",
+    "jit": "numba JIT",
+    "python": "plain Python (NUMBA_DISABLE_JIT)",
+}
 
 
 def format_throughput(result: dict) -> str:
@@ -731,7 +740,8 @@ def format_throughput(result: dict) -> str:
         f"wmbus-sdr (one core, median of {result['repeat']}): "
         f"{ours['samples_per_s'] / 1e6:.2f} MS/s = {ours['x_real_time']:.1f}x real "
         f"time, {ours['wall_s']:.2f} s wall, {ours['cpu_s']:.2f} s CPU, peak RSS "
-        f"{ours['rss_mb']:.0f} MiB, start-up {ours['startup_s']:.1f} s",
+        f"{ours['rss_mb']:.0f} MiB, start-up {ours['startup_s']:.1f} s, kernels "
+        f"{_KERNEL_MODES.get(ours.get('kernels', ''), '?')}",
         f"  found {ours['found']}/{rec['sent']} ({_fmt_counts(ours['found_per_mode'])})"
         f", {ours['extra_frames']} other frames",
         f"  stack decode: {result['stack']['us_per_telegram']:.0f} us per telegram, "

@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from dsp.channel_plan import ChannelOutput, nco_table
-from dsp.jit_setup import prepare_numba
-
-prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
+from dsp.kernels import helper, kernel
 
 __all__ = [
     "channelize_reference",
@@ -52,7 +49,10 @@ _NCO_MIN_TABLE = 4096
 _CHUNK_SAMPLES = 8192
 
 
-@njit(cache=True, nogil=True)
+@kernel(
+    "UniTuple(i8, 3)(c8[::1], f4[::1], f4[::1], i8, f4[::1], i8, f4[::1], f4[::1], "
+    "i8, f4[:, :, ::1], c8[::1])"
+)
 def _channelize_kernel(
     iq, nco_re, nco_im, nco_pos, taps_rev, decim, work_re, work_im, phase, poly, out
 ):
@@ -78,7 +78,7 @@ def _channelize_kernel(
     return n_done, nco_pos, phase
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _channelize_chunk(
     iq, nco_re, nco_im, nco_pos, taps_rev, decim, work_re, work_im, phase, poly, out
 ):
@@ -159,7 +159,7 @@ def _channelize_chunk(
     return n_out, pos, phase + n_out * decim - n
 
 
-@njit(cache=True, nogil=True)
+@kernel("void(c8[::1], f8[::1])")
 def _dc_block_kernel(z, state):
     """Subtract a DC estimate in place.  ``state`` (float64) = [estimate re, im, sum
     re, im of the current block, samples in it, blocks done].  The estimate changes

@@ -31,11 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
-from dsp.jit_setup import prepare_numba
-
-prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
+from dsp.kernels import helper, kernel
 
 __all__ = [
     "tone_prefix",
@@ -56,7 +53,7 @@ COHERENT_GAIN_PHASE = 0.3
 COHERENT_GAIN_FREQ = 0.003
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _interp_prefix(p, x):
     """Prefix sum at fractional sample time x (linear interpolation), held constant
     outside the span: a window reaching past either end sums what is inside."""
@@ -70,7 +67,7 @@ def _interp_prefix(p, x):
     return p[i] + frac * (p[i + 1] - p[i])
 
 
-@njit(cache=True, nogil=True)
+@kernel("void(c8[::1], i8, f8, c16[::1])")
 def _prefix_kernel(z, start, freq_cycles, out):
     """out[k] = sum_{m < k} z[m] exp(-2 pi j f (start + m)); a phasor recurrence,
     re-anchored exactly every 256 samples so rounding cannot accumulate."""
@@ -169,7 +166,7 @@ def header_metric_reference(p_one, p_zero, ends, periods, signs):
     return metric, right
 
 
-@njit(cache=True, nogil=True)
+@kernel("void(c16[::1], c16[::1], f8[::1], f8[::1], f8[::1], f8[::1], f8[::1])")
 def _metric_kernel(p_one, p_zero, ends, periods, signs, metric, right):
     n_known = signs.shape[0]
     for i in range(ends.shape[0]):
@@ -231,7 +228,7 @@ def header_metric(
 
 
 # -- coherent detection --------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def _rotations(y_one, y_zero, known):
     """Measured phase advance over a known 0 chip and over a known 1 chip."""
     acc0 = 0j
@@ -249,7 +246,7 @@ def _rotations(y_one, y_zero, known):
     return r0, r1
 
 
-@njit(cache=True, nogil=True)
+@kernel("void(c16[::1], c16[::1], i8[::1], f8, f8, b1, f8[::1])")
 def _coherent_kernel(y_one, y_zero, known, gain_phase, gain_freq, pairs, soft):
     n_known = known.shape[0]
     n = y_one.shape[0]

@@ -20,8 +20,9 @@ once.  Only those two modules are imported here, not the whole target refresh (N
 compile, registries: +44 MB), so a process that imports a kernel module but never
 runs a kernel does not pay for that.
 
-Every kernel module calls ``prepare_numba()`` right after its imports; it must run
-before the first kernel call, and costs nothing after the first time.
+Only the JIT path uses this module (``dsp.kernels`` in "jit" mode): it calls
+``prepare_numba()`` before declaring each kernel, so before the first kernel runs, and
+``start_numba()`` when a receiver is made.  The ahead-of-time build loads no numba.
 """
 
 from __future__ import annotations

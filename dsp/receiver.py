@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from dsp import kernels
 from dsp.chain import ChainResult, ChannelChain
 from dsp.channel import Channelizer
 from dsp.channel_plan import MIN_SAMPLE_RATE_HZ, RADIO_CHANNELS, plan_channels
-from dsp.jit_setup import start_numba
 
 __all__ = ["RawFrame", "Receiver", "PHYS"]
 
@@ -183,7 +183,7 @@ class Receiver:
         self.center_freq_hz = float(center_freq_hz)
         self.phys = _check_phys(phys)
         self.emit_bad_crc = bool(emit_bad_crc)
-        start_numba()
+        kernels.start()
         names = tuple(c.name for c in RADIO_CHANNELS if set(c.phys) & set(self.phys))
         self._outputs = plan_channels(self.sample_rate_hz, self.center_freq_hz, names)
         self.channels: list[tuple[str, float]] = [

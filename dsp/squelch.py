@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
-from dsp.jit_setup import prepare_numba
-
-prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
+from dsp.kernels import kernel
 
 __all__ = ["NoiseGate", "gate_reference", "LOOKAHEAD_BLOCKS", "HANG_BLOCKS"]
 
@@ -42,7 +39,7 @@ _FLOOR_GROUPS = 62
 _MIN_FLOOR = 1e-20
 
 
-@njit(cache=True, nogil=True)
+@kernel("void(f4[::1], i8, f8, f8, f8[::1], f8[::1], f8[::1], b1[::1], f8[::1])")
 def _gate_kernel(
     z, block_len, open_ratio, min_floor, recent, groups, state, out_open, out_floor
 ):

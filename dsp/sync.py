@@ -44,13 +44,10 @@ from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from dsp.chipfamily import ChipFamily
-from dsp.jit_setup import prepare_numba
+from dsp.kernels import helper, kernel
 from dsp.modes import HIGH_FREQ_CHIP
-
-prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
 
 __all__ = [
     "SyncCandidate",
@@ -96,7 +93,7 @@ def tone_table(
     ) * sample_rate_hz
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _popcount64(x):
     """Set bits of a uint64 (SWAR sums; shifts and adds only, so that the pure-Python
     run under NUMBA_DISABLE_JIT has no wrapping multiply)."""
@@ -111,7 +108,11 @@ def _popcount64(x):
     return x & np.uint64(0x7F)
 
 
-@njit(cache=True, nogil=True)
+@kernel(
+    "i8(c8[::1], i8, i8, c8[:, ::1], i8[::1], i8[::1], i8[::1], f8[::1], u8, u8, i8, "
+    "u8, i8, i8, i8[:, ::1], u8[:, :, ::1], f8[:, :, ::1], f8[::1], i8[:, ::1], "
+    "f8[::1])"
+)
 def _scan_kernel(
     seg,
     seg_start,

@@ -28,12 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from dsp.fsk import _interp_prefix, tone_prefix, window_sums
-from dsp.jit_setup import prepare_numba
-
-prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi (see dsp.jit_setup)
+from dsp.kernels import kernel
 
 __all__ = [
     "Track",
@@ -53,7 +50,10 @@ TRACK_GAIN_RATE = 0.01
 _MAX_EDGE_ERROR = 0.5
 
 
-@njit(cache=True, nogil=True)
+@kernel(
+    "Tuple((i8, f8))(c16[::1], c16[::1], f8, f8, i8, f8, f8, i8[::1], f8, f8, f8, "
+    "f8[::1], f8[::1], c16[::1], c16[::1])"
+)
 def _track_kernel(
     p_one,
     p_zero,
@@ -302,7 +302,9 @@ def smooth_times(
     return np.polyval(coeffs, x)
 
 
-@njit(cache=True, nogil=True)
+@kernel(
+    "void(c16[::1], c16[::1], f8, f8, i8, f8[::1], f8, f8[::1], c16[::1], c16[::1])"
+)
 def _correlate_kernel(
     p_one, p_zero, f_one, f_zero, span_start, times, last_period, soft, y_one, y_zero
 ):

@@ -3,6 +3,8 @@
 #   python3-soapysdr libsoapysdr-dev soapysdr-tools g++   SoapySDR transmit + loopback module
 #   rtl-433                                               independent receiver (round trips)
 #   mosquitto                                             MQTT broker for the output tests
+#   gcc python3-dev                                       kernels compiled ahead of time
+#                                                         (python -m dsp.build_kernels)
 # Idempotent: does nothing when everything is installed.  Needs root (apt-get); as any
 # other user it only says what is missing and exits 0, and the tests that need a
 # missing package skip with the reason.
@@ -16,6 +18,8 @@ PACKAGES=(
     cmake
     rtl-433
     mosquitto
+    gcc
+    python3-dev
 )
 
 missing=()

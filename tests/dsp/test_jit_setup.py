@@ -60,6 +60,7 @@ def test_receiver_runs_without_scipy_linalg_or_cffi():
         }))
         """,
         NUMBA_DISABLE_JIT="0",
+        WMBUS_JIT="1",
     )
     assert found["kernel_signatures"] >= 1  # a compiled kernel really ran
     assert found["frames"] == 0  # noise only
@@ -80,6 +81,7 @@ def test_without_the_block_numba_loads_scipy_linalg():
         print(json.dumps({m: m in sys.modules for m in ("scipy.linalg", "cffi")}))
         """,
         NUMBA_DISABLE_JIT="0",
+        WMBUS_JIT="1",
     )
     assert found == {"scipy.linalg": True, "cffi": True}
 
@@ -169,8 +171,9 @@ def test_a_receiver_sets_numba_up_and_restores_its_optimisation_level(tmp_path):
         print(json.dumps({"opt": int(config.OPT), "started": started,
                           "ir_lines": len(ir.splitlines())}))
     """
-    with_rx = _run("START = True\n" + textwrap.dedent(code), NUMBA_DISABLE_JIT="0")
-    plain = _run("START = False\n" + textwrap.dedent(code), NUMBA_DISABLE_JIT="0")
+    jit = {"NUMBA_DISABLE_JIT": "0", "WMBUS_JIT": "1"}
+    with_rx = _run("START = True\n" + textwrap.dedent(code), **jit)
+    plain = _run("START = False\n" + textwrap.dedent(code), **jit)
     assert with_rx["started"] and not plain["started"]
     assert with_rx["opt"] == plain["opt"] == 3
     assert with_rx["ir_lines"] == plain["ir_lines"]
