@@ -1,12 +1,14 @@
 """Compile every kernel ahead of time into one extension module (``dsp.kernels``).
 
-    python -m dsp.build_kernels [--out DIR] [--portable] [--if-stale]
+    python -m dsp.build_kernels [--out DIR] [--if-stale]
 
-Run by ``make install``.  Needs numba and a C compiler (Debian: ``gcc``), both only
-here: the receiver then runs the machine code without importing numba.  Takes about a
-minute.  The code is built for this machine's CPU (as numba's JIT would), unless
-``--portable`` asks for a generic x86-64 / arm64 target.  Exit status 0 when built,
-1 with one line saying why not; the receiver then JIT-compiles as before.
+Run by ``make demo``, ``make test`` and ``make bench``.  Needs numba and a C compiler
+(Debian: ``gcc``, ``python3-dev``), both only here: the receiver then runs the machine
+code without importing numba.  Takes about a quarter of a minute.  The code is built
+for this machine's CPU, as numba's JIT would; the stamp records the CPU's features, so
+another machine sharing the checkout rebuilds or JIT-compiles instead of running it.
+Exit status 0 when built, 1 with one line saying why not; the receiver then
+JIT-compiles as before.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if __name__ == "__main__":
 from dsp import kernels  # noqa: E402
 
 
-def build(out_dir: Path, portable: bool = False) -> Path:
+def build(out_dir: Path) -> Path:
     """Compile all kernels into ``out_dir``; returns the extension's path.  Only in a
     process whose kernels are numba functions (``python -m dsp.build_kernels``)."""
     if kernels.MODE != "jit":
@@ -51,8 +53,7 @@ def build(out_dir: Path, portable: bool = False) -> Path:
         cc = CC(kernels.AOT_MODULE)
         cc.output_dir = scratch
         cc.verbose = False
-        if not portable:
-            cc.target_cpu = "host"
+        cc.target_cpu = "host"
 
         def source_stamp() -> int:
             return stamp
@@ -87,9 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="directory for the extension")
     parser.add_argument(
-        "--portable", action="store_true", help="generic CPU, not this machine's"
-    )
-    parser.add_argument(
         "--if-stale",
         action="store_true",
         help="do nothing when a current build is already found",
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     try:
-        path = build(out, args.portable)
+        path = build(out)
     except Exception as exc:  # any compiler failure: say so, the JIT still works
         print(
             f"wmbus: kernels not built ahead of time ({type(exc).__name__}: {exc}); "

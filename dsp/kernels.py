@@ -7,10 +7,11 @@ one of three ways, chosen once per process, when this module is imported:
 
     "aot"     ``python -m dsp.build_kernels`` (run by ``make install``) compiled all
               kernels with numba's ahead-of-time compiler into one extension module,
-              ``_kernels_aot``, and its source stamp matches the kernel modules as they
-              are now.  numba and LLVM are then never imported: that is ~90 MiB of a
-              receiver's ~150 MiB peak resident memory (LLVM's library alone pages in
-              40-60 MiB), and no compile or cache load at start-up.
+              ``_kernels_aot``, and its stamp matches the kernel modules as they are
+              now (and this CPU).  numba and LLVM are then never imported: that is
+              ~110 MiB of a receiver's ~150 MiB peak resident memory under the JIT
+              (LLVM's library alone pages in 40-60 MiB), and no compile or cache
+              load at start-up.
     "jit"     no build, a stale one, or ``WMBUS_JIT=1``: ``numba.njit(cache=True,
               nogil=True)``, compiled on first use and cached in ``NUMBA_CACHE_DIR``.
     "python"  ``NUMBA_DISABLE_JIT=1``: numba hands back the plain Python functions
@@ -33,6 +34,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
+import platform
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -84,9 +86,12 @@ REGISTRY: dict[str, Kernel] = {}
 
 
 def source_stamp() -> int:
-    """A checksum of the kernel modules' text (and numpy's version, whose C API the
-    extension uses): the build stores it, and a build whose stamp differs is stale."""
+    """A checksum of what the build depends on: the kernel modules' text, numpy's
+    version (the extension uses its C API) and this CPU's instruction-set features
+    (the code is built for the machine it is built on; a checkout shared with another
+    machine must not run it there).  The build stores it; a differing stamp is stale."""
     crc = zlib.crc32(np.__version__.encode())
+    crc = zlib.crc32(_cpu_features(), crc)
     size = 0
     for name in KERNEL_MODULES:
         data = (_HERE / (name.rsplit(".", 1)[1] + ".py")).read_bytes()
@@ -94,6 +99,20 @@ def source_stamp() -> int:
         size += len(data)
     # Two independent checksums in one int64 (positive, so any numba int type holds it).
     return ((crc << 31) ^ zlib.adler32(f"{size}:{crc}".encode())) & (2**62 - 1)
+
+
+def _cpu_features() -> bytes:
+    """The CPU's feature list as Linux reports it (x86 "flags", arm "Features"), or
+    just the machine name elsewhere."""
+    try:
+        with open("/proc/cpuinfo", "rb") as fh:
+            for line in fh:
+                key = line.split(b":", 1)[0].strip()
+                if key in (b"flags", b"Features"):
+                    return line
+    except OSError:
+        pass
+    return platform.machine().encode()
 
 
 def aot_paths() -> list[Path]:

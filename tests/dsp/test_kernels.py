@@ -199,7 +199,30 @@ def test_source_stamp_follows_the_kernel_sources(monkeypatch, tmp_path):
     assert first == kernels.source_stamp()
     with open(tmp_path / "fsk.py", "a") as fh:
         fh.write("\n# an edit\n")
-    assert kernels.source_stamp() != first
+    edited = kernels.source_stamp()
+    assert edited != first
+    # Built for another CPU: stale too.
+    monkeypatch.setattr(kernels, "_cpu_features", lambda: b"flags : fpu sse2")
+    assert kernels.source_stamp() != edited
+
+
+def test_cpu_features_are_read():
+    features = kernels._cpu_features()
+    assert isinstance(features, bytes)
+    assert features  # a flags line on Linux, the machine name elsewhere
+
+
+@needs_build
+def test_rebuild_if_stale_does_nothing_when_current():
+    result = subprocess.run(
+        [sys.executable, "-m", "dsp.build_kernels", "--if-stale"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
 
 
 def test_build_without_a_compiler_says_so_and_fails(tmp_path):
