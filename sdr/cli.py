@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from sdr.cli_bench import add_bench_parser
 from sdr.cli_collect import add_collect_parser
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks and debug logging"
     )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="show the version and how the receiver's kernels are compiled",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_decode(sub)
@@ -48,6 +54,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_listen_parser(sub, _add_key_options)
     add_bench_parser(sub)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the package version and the kernels' mode (``dsp.kernels``),
+    worked out only when asked (it loads numpy, which ``wmbus decode`` never needs)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("wmbus-sdr")
+        except metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        from dsp import kernels
+
+        how = {
+            "aot": "compiled ahead of time",
+            "jit": "numba JIT",
+            "python": "plain Python",
+        }[kernels.MODE]
+        print(f"wmbus-sdr {version}\nkernels: {how} ({kernels.MODE_DETAIL})")
+        parser.exit(0)
 
 
 def _add_key_options(parser: argparse.ArgumentParser, keys_file: bool = True) -> None:

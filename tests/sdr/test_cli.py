@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -166,3 +167,24 @@ def test_help_is_fast_and_does_not_import_numba():
     )
     assert result.returncode == 0, result.stderr
     assert "decode" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"WMBUS_JIT": "1"}, "kernels: numba JIT (WMBUS_JIT is set)"),
+        ({"NUMBA_DISABLE_JIT": "1"}, "kernels: plain Python"),
+    ],
+)
+def test_version_names_package_and_kernel_mode(env, says):
+    result = subprocess.run(
+        [sys.executable, "-m", "sdr.cli", "--version"],
+        env={**os.environ, "WMBUS_JIT": "0", "NUMBA_DISABLE_JIT": "0", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    assert first.startswith("wmbus-sdr 0.")
+    assert second.startswith(says)
