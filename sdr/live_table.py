@@ -25,18 +25,18 @@ second, driven by the receive loop (no drawing thread).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from sdr.output import describe_value
 from sdr.reception import Reception
 from stack.errors import KeyMissingError, SecurityError
+from stack.records import Record, describe_record
 from stack.telegram import Telegram
 
 __all__ = [
@@ -93,15 +93,11 @@ class MeterRow:
     last_seen_s: float
 
 
-def _current_values(records: list[dict[str, Any]]) -> str:
+def _current_values(records: Sequence[Record]) -> str:
     """Readings with units, current ones (storage 0, tariff 0, sub-unit 0) first."""
-    current = [
-        r
-        for r in records
-        if not r.get("storage") and not r.get("tariff") and not r.get("subunit")
-    ]
-    chosen = current or records
-    text = "; ".join(describe_value(r) for r in chosen[:_MAX_VALUES])
+    current = [r for r in records if not (r.storage or r.tariff or r.subunit)]
+    chosen = current or list(records)
+    text = "; ".join(describe_record(r) for r in chosen[:_MAX_VALUES])
     return text + ("; ..." if len(chosen) > _MAX_VALUES else "")
 
 
@@ -149,7 +145,7 @@ class MeterTable:
             return False
         link = telegram.link
         key = (link.manufacturer, link.id)
-        records = telegram.to_dict()["records"]
+        records = telegram.records
         row = self.rows.get(key)
         if row is None:
             row = MeterRow(

@@ -5,25 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stack.records import describe_record
 from stack.telegram import Telegram
 
-__all__ = ["format_text", "format_json", "describe_value"]
-
-
-def describe_value(record_dict: dict[str, Any]) -> str:
-    """One record as ``quantity value unit [storage 1, tariff 2, maximum]``."""
-    value = record_dict["value"]
-    unit = record_dict["unit"]
-    text = f"{record_dict['quantity']} {value}{' ' + unit if unit else ''}"
-    details = []
-    if record_dict.get("modifiers"):
-        details += record_dict["modifiers"]
-    for key in ("storage", "tariff", "subunit"):
-        if record_dict.get(key):
-            details.append(f"{key} {record_dict[key]}")
-    if record_dict.get("function") not in (None, "instantaneous"):
-        details.append(record_dict["function"])
-    return text + (f" [{', '.join(details)}]" if details else "")
+__all__ = ["format_text", "format_json"]
 
 
 def _security_text(info: dict[str, Any]) -> str:
@@ -61,7 +46,9 @@ def format_text(telegram: Telegram) -> str:
         )
     if info["status_flags"]:
         lines.append(f"  status: {', '.join(info['status_flags'])}")
-    lines += [f"  {describe_value(r)}" for r in info["records"]]
+    # Labels come from the Records, not the JSON dict: the dict cannot tell an invalid
+    # value from a record without data, and the library labels Records the same way.
+    lines += [f"  {describe_record(r)}" for r in telegram.records]
     lines += [f"  note: {w}" for w in info["warnings"]]
     if info["error"]:
         lines.append(f"  error: {info['error']}")

@@ -50,8 +50,9 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from sdr.output import describe_value
 from sdr.reception import Reception
+from stack.records import describe_record
+from stack.telegram import Telegram
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -219,7 +220,8 @@ def _radio_text(reception: Reception, start_time: datetime | None) -> str:
     )
 
 
-def _telegram_text(info: dict[str, Any]) -> str:
+def _telegram_text(telegram: Telegram) -> str:
+    info = telegram.to_dict()
     text = f"{info['manufacturer']} {info['id']} {info['device_type_name']}"
     if info["access_number"] is not None:
         text += f" #{info['access_number']}"
@@ -227,7 +229,7 @@ def _telegram_text(info: dict[str, Any]) -> str:
         text += " decrypted" if info["decrypted"] else " encrypted"
     if info["error"]:
         return f"{text}: error: {info['error']}"
-    values = "; ".join(describe_value(record) for record in info["records"])
+    values = "; ".join(describe_record(record) for record in telegram.records)
     if not values and info["warnings"]:
         values = f"note: {info['warnings'][0]}"
     return f"{text}: {values}" if values else text
@@ -255,7 +257,7 @@ def format_reception_text(
     if reception.telegram is None:
         what = "CRC FAILED" if not reception.crc_ok else "not decoded"
         return f"{head}  {what} ({reception.error}): {reception.data.hex()}"
-    return f"{head}  {_telegram_text(reception.telegram.to_dict())}"
+    return f"{head}  {_telegram_text(reception.telegram)}"
 
 
 class ReceptionWriter:

@@ -471,18 +471,42 @@ def parse_records_lenient(data: bytes) -> tuple[list[Record], RecordError | None
 
 
 def describe_record(record: Record) -> str:
-    """Return a short human label, e.g. ``"volume 12.345 m3 (storage 1, maximum)"``."""
-    value = record.value
-    if value is None:
-        text = "invalid" if record.is_invalid else "no data"
-    elif isinstance(value, bytes):
-        text = value.hex()
-    else:
-        text = repr(value) if isinstance(value, float) else str(value)
-    label = f"{record.quantity} {text}" + (f" {record.unit}" if record.unit else "")
-    details = [f"{name} {getattr(record, name)}"
-               for name in ("storage", "tariff", "subunit") if getattr(record, name)]
+    """Return the one-line human label of a record; the only labelling rule we have.
+
+    The form is ``quantity value unit (details)``, e.g.
+    ``"volume 12.345 m3 (storage 1, tariff 2, maximum)"``.  The details, each only
+    when it says something, are in this order: storage, tariff, subunit (when not
+    0), the function (when not ``"instantaneous"``), then the VIFE modifiers.  The
+    value is ``str(value)`` for numbers, dates and text, lower-case hex for bytes,
+    ``"invalid"`` when data was sent but holds no value and ``"no data"`` when none
+    was sent.  The CLI's text output prints exactly this (from the Records, not the
+    JSON dicts), so library and CLI users see one form.
+
+    Examples
+    --------
+    >>> describe_record(parse_records(bytes.fromhex("4C1348550000"))[0])
+    'volume 5.548 m3 (storage 1)'
+    """
+    label = f"{record.quantity} {_value_text(record)}"
+    if record.unit:
+        label += f" {record.unit}"
+    details = [
+        f"{name} {getattr(record, name)}"
+        for name in ("storage", "tariff", "subunit")
+        if getattr(record, name)
+    ]
     if record.function != "instantaneous":
         details.append(record.function)
     details.extend(record.modifiers)
     return label + (f" ({', '.join(details)})" if details else "")
+
+
+def _value_text(record: Record) -> str:
+    value = record.value
+    if value is None:
+        # Only the data bytes tell a broken value (bad BCD, no-date code) from a
+        # record that carries none (DIF coding 0 or 8), so the label needs the Record.
+        return "invalid" if record.is_invalid else "no data"
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    return str(value)  # str(float) is the shortest repr that round-trips

@@ -731,6 +731,12 @@ def test_describe_record_forms():
     assert describe_record(make_record("manufacturer_data", b"\x0a")) == (
         "manufacturer_data 0a"
     )
+    # real32 0.1 is 0.100000001490116...: the label shows the value held, not 0.1
+    assert describe_record(one("052B" + "CDCCCC3D")) == "power 0.10000000149011612 W"
+    assert describe_record(make_record("date", "2026-10-31", storage=1)) == (
+        "date 2026-10-31 (storage 1)"
+    )
+    assert describe_record(make_record("customer", "AB12")) == "customer AB12"
 
 
 # ---------------------------------------------------------------- hypothesis
