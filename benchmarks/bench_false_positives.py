@@ -17,8 +17,14 @@ import numpy as np
 from dsp.receiver import Receiver
 
 
-def run(seconds: int, sample_rate_hz: float, center_freq_hz: float, seed: int,
-        level: float, emit_bad_crc: bool) -> tuple[int, int, float]:
+def run(
+    seconds: int,
+    sample_rate_hz: float,
+    center_freq_hz: float,
+    seed: int,
+    level: float,
+    emit_bad_crc: bool,
+) -> tuple[int, int, float]:
     """Return (frames with good CRC, frames with bad CRC, wall seconds)."""
     receiver = Receiver(sample_rate_hz, center_freq_hz, emit_bad_crc=emit_bad_crc)
     rng = np.random.default_rng(seed)
@@ -42,16 +48,26 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.4e6, help="sample rate, Hz")
     parser.add_argument("--center", type=float, default=868.95e6, help="centre, Hz")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--level", type=float, default=0.1,
-                        help="noise standard deviation per component (full scale 1)")
-    parser.add_argument("--all", action="store_true",
-                        help="also count frames whose CRC failed (emit_bad_crc)")
+    parser.add_argument(
+        "--level",
+        type=float,
+        default=0.1,
+        help="noise standard deviation per component (full scale 1)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="also count frames whose CRC failed (emit_bad_crc)",
+    )
     args = parser.parse_args()
-    good, bad, wall = run(args.seconds, args.rate, args.center, args.seed, args.level,
-                          args.all)
-    print(f"{args.seconds} s of noise at {args.rate:g} S/s: {good} frames with good "
-          f"CRC (false telegrams), {bad} bad-CRC frames reported; "
-          f"{args.seconds * args.rate / wall / 1e6:.1f} MS/s")
+    good, bad, wall = run(
+        args.seconds, args.rate, args.center, args.seed, args.level, args.all
+    )
+    print(
+        f"{args.seconds} s of noise at {args.rate:g} S/s: {good} frames with good "
+        f"CRC (false telegrams), {bad} bad-CRC frames reported; "
+        f"{args.seconds * args.rate / wall / 1e6:.1f} MS/s"
+    )
 
 
 if __name__ == "__main__":

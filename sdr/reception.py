@@ -73,7 +73,6 @@ OUTCOMES: tuple[str, ...] = (
 )
 
 
-
 class RawFrameLike(Protocol):
     """What the pipeline reads of a ``dsp.receiver.RawFrame``."""
 

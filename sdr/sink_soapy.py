@@ -76,6 +76,7 @@ _DEFAULT_MTU = 1 << 16
 # the computed end of a burst before the stream is deactivated.
 _DRAIN_MARGIN_S = 0.25
 
+
 def parse_device_args(text: str) -> dict[str, str]:
     """Parse SoapySDR device arguments ``"driver=hackrf,serial=..."`` into a dict.
 
@@ -228,12 +229,24 @@ class SoapySink(SampleSink):
         self._device.setAntenna(SOAPY_SDR_TX, self.channel, antenna)
 
     def _set_rate(self) -> None:
-        set_sample_rate(self._device, SOAPY_SDR_TX, self.channel, self.sample_rate_hz,
-                        self.name, SinkError)
+        set_sample_rate(
+            self._device,
+            SOAPY_SDR_TX,
+            self.channel,
+            self.sample_rate_hz,
+            self.name,
+            SinkError,
+        )
 
     def _set_frequency(self) -> None:
-        set_frequency(self._device, SOAPY_SDR_TX, self.channel, self.center_freq_hz,
-                      self.name, SinkError)
+        set_frequency(
+            self._device,
+            SOAPY_SDR_TX,
+            self.channel,
+            self.center_freq_hz,
+            self.name,
+            SinkError,
+        )
 
     def _set_gain(self, gain_db: float) -> None:
         limits = self._device.getGainRange(SOAPY_SDR_TX, self.channel)

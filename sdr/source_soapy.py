@@ -73,6 +73,7 @@ _IDLE_S = 0.005
 # Samples per readStream when the device reports no MTU.
 _DEFAULT_MTU = 1 << 16
 
+
 def _open_real_device(args: dict[str, str]) -> Any:
     return open_device(args, SourceError)
 
@@ -213,12 +214,24 @@ class SoapySource(LiveSource):
             self._set_bias_tee(bool(self.bias_tee))
 
     def _set_rate(self) -> None:
-        set_sample_rate(self._device, SOAPY_SDR_RX, self.channel, self.sample_rate_hz,
-                        self.name, SourceError)
+        set_sample_rate(
+            self._device,
+            SOAPY_SDR_RX,
+            self.channel,
+            self.sample_rate_hz,
+            self.name,
+            SourceError,
+        )
 
     def _set_frequency(self) -> None:
-        set_frequency(self._device, SOAPY_SDR_RX, self.channel, self.center_freq_hz,
-                      self.name, SourceError)
+        set_frequency(
+            self._device,
+            SOAPY_SDR_RX,
+            self.channel,
+            self.center_freq_hz,
+            self.name,
+            SourceError,
+        )
 
     def _set_gain(self) -> None:
         device, ch = self._device, self.channel

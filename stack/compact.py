@@ -95,15 +95,19 @@ def expand_compact(layout: bytes, compact_data: bytes) -> bytes:
         try:
             data_end = data_field_end(header, compact_data, data_pos)
         except RecordError as exc:
-            raise RecordError(f"compact data too short for the layout ({exc})",
-                              offset=exc.offset) from exc
+            raise RecordError(
+                f"compact data too short for the layout ({exc})", offset=exc.offset
+            ) from exc
         parts.append(layout[pos:end] + compact_data[data_pos:data_end])
         pos, data_pos = end, data_end
     # Modes 5/7 pad the encrypted APL to whole AES blocks with 0x2F idle fillers
     # (EN 13757-3); after the last record they are padding, not data.
     if compact_data[data_pos:].strip(bytes((IDLE_FILLER,))):
-        raise RecordError(f"compact data has {len(compact_data) - data_pos} bytes "
-                          "more than the layout describes", offset=data_pos)
+        raise RecordError(
+            f"compact data has {len(compact_data) - data_pos} bytes "
+            "more than the layout describes",
+            offset=data_pos,
+        )
     return b"".join(parts)
 
 
@@ -149,13 +153,17 @@ def parse_compact_apl(compact_apl: bytes, layout: bytes) -> bytes:
         The re-assembled full APL does not match the data CRC (``block=-1``).
     """
     if len(compact_apl) < 4:
-        raise RecordError("compact APL shorter than signature and data CRC",
-                          offset=len(compact_apl))
+        raise RecordError(
+            "compact APL shorter than signature and data CRC", offset=len(compact_apl)
+        )
     signature = int.from_bytes(compact_apl[0:2], "little")
     data_crc = int.from_bytes(compact_apl[2:4], "little")
     if signature != format_signature(layout):
-        raise RecordError(f"format signature {signature:04X} does not match the "
-                          f"layout ({format_signature(layout):04X})", offset=0)
+        raise RecordError(
+            f"format signature {signature:04X} does not match the "
+            f"layout ({format_signature(layout):04X})",
+            offset=0,
+        )
     full = expand_compact(layout, compact_apl[4:])
     if crc16(full) != data_crc:
         raise CrcError(-1, crc16(full), data_crc, layer="apl", offset=2)

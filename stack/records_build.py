@@ -129,14 +129,16 @@ def _vib_options(record: Record) -> list[_Option]:
             first = start.first | (0x80 if chain else 0)
             options.append(_Option(bytes([first]) + _chain(chain), meaning))
     if not options:
-        raise RecordError(f"no VIF encodes {quantity} in {record.unit!r} "
-                          f"with modifiers {record.modifiers}")
+        raise RecordError(
+            f"no VIF encodes {quantity} in {record.unit!r} "
+            f"with modifiers {record.modifiers}"
+        )
     return options
 
 
 def _plain_text_option(record: Record, codes: list[int]) -> _Option:
     suffix = interpret_vifes(vt.VifEntry("", "", 0), codes).unit
-    text = record.unit[:len(record.unit) - len(suffix)]
+    text = record.unit[: len(record.unit) - len(suffix)]
     meaning = interpret_vifes(vt.VifEntry("plain_text_vif", text, 0), codes)
     if meaning.unit != record.unit or meaning.modifiers != record.modifiers:
         raise RecordError(f"plain-text unit {record.unit!r} does not fit the modifiers")
@@ -162,8 +164,12 @@ def _build_dib(coding: int, record: Record) -> bytes:
     while storage or tariff or subunit:
         difes.append((storage & 0xF) | (tariff & 3) << 4 | (subunit & 1) << 6)
         storage, tariff, subunit = storage >> 4, tariff >> 2, subunit >> 1
-    dif = (coding | vt.FUNCTIONS.index(record.function) << 4
-           | (record.storage & 1) << 6 | (0x80 if difes else 0))
+    dif = (
+        coding
+        | vt.FUNCTIONS.index(record.function) << 4
+        | (record.storage & 1) << 6
+        | (0x80 if difes else 0)
+    )
     return bytes([dif]) + _chain(difes)
 
 
@@ -185,8 +191,9 @@ def _int_bytes(raw: int, kind: str, coding: int | None) -> tuple[int, bytes] | N
     if coding not in INT_CODINGS:
         return None
     try:
-        return coding, raw.to_bytes(vt.DATA_FIELD_LENGTHS[coding] or 0, "little",
-                                    signed=signed)
+        return coding, raw.to_bytes(
+            vt.DATA_FIELD_LENGTHS[coding] or 0, "little", signed=signed
+        )
     except OverflowError:
         return None
 
@@ -210,15 +217,22 @@ def _lvar_bcd(raw: int) -> tuple[int, bytes] | None:
     return 0xD, bytes([(0xD0 if raw < 0 else 0xC0) + size]) + body
 
 
-def _encode_number(value: int | float, options: list[_Option],
-                   coding: int | None) -> tuple[int, bytes, _Option]:
+def _encode_number(
+    value: int | float, options: list[_Option], coding: int | None
+) -> tuple[int, bytes, _Option]:
     """Choose VIF exponent and coding that give back exactly ``value``."""
-    exact = Decimal(value) if isinstance(value, int) else (
-        Decimal(repr(value)) if math.isfinite(value) else None)
+    exact = (
+        Decimal(value)
+        if isinstance(value, int)
+        else (Decimal(repr(value)) if math.isfinite(value) else None)
+    )
     if exact is not None and coding != 0x5:
         # Largest exponent first (smallest raw); zero prefers the exponent nearest 0.
-        key = (lambda o: abs(o.meaning.exponent)) if exact == 0 else (
-            lambda o: -o.meaning.exponent)
+        key = (
+            (lambda o: abs(o.meaning.exponent))
+            if exact == 0
+            else (lambda o: -o.meaning.exponent)
+        )
         for option in sorted(options, key=key):
             got = _integer_for(exact, value, option, coding)
             if got is not None:
@@ -233,8 +247,9 @@ def _encode_number(value: int | float, options: list[_Option],
     raise RecordError(f"{value!r} cannot be encoded exactly with these VIFs/codings")
 
 
-def _integer_for(exact: Decimal, value: int | float, option: _Option,
-                 coding: int | None) -> tuple[int, bytes] | None:
+def _integer_for(
+    exact: Decimal, value: int | float, option: _Option, coding: int | None
+) -> tuple[int, bytes] | None:
     meaning = option.meaning
     with localcontext() as ctx:
         ctx.prec = 200
@@ -252,20 +267,25 @@ def _integer_for(exact: Decimal, value: int | float, option: _Option,
 
 def _real_for(value: int | float, meaning: VifMeaning) -> bytes | None:
     try:
-        scaled = float(Decimal(value).scaleb(-meaning.exponent)) if math.isfinite(
-            value) else float(value)
+        scaled = (
+            float(Decimal(value).scaleb(-meaning.exponent))
+            if math.isfinite(value)
+            else float(value)
+        )
         body = struct.pack("<f", scaled)
     except (OverflowError, ValueError):
         return None
     number = struct.unpack("<f", body)[0]
     back = scale_value(number, meaning.exponent, meaning.offset_exp)
-    same = back == value or (isinstance(back, float) and math.isnan(back)
-                             and math.isnan(value))
+    same = back == value or (
+        isinstance(back, float) and math.isnan(back) and math.isnan(value)
+    )
     return body if same else None
 
 
-def _encode_other(value: str | bytes, option: _Option,
-                  coding: int | None) -> tuple[int, bytes]:
+def _encode_other(
+    value: str | bytes, option: _Option, coding: int | None
+) -> tuple[int, bytes]:
     if isinstance(value, str) and option.meaning.kind == "date":
         body = encode_date(value)
         if coding not in (None, {2: 0x2, 3: 0x3, 4: 0x4, 6: 0x6}[len(body)]):
@@ -283,8 +303,11 @@ def _encode_other(value: str | bytes, option: _Option,
         body, lvar = value, len(value)
     else:
         body = value
-        sizes = {n: 0xE0 + n for n in range(16)} | {
-            4 * (n - 0xEC): n for n in range(0xF0, 0xF5)} | {48: 0xF5, 64: 0xF6}
+        sizes = (
+            {n: 0xE0 + n for n in range(16)}
+            | {4 * (n - 0xEC): n for n in range(0xF0, 0xF5)}
+            | {48: 0xF5, 64: 0xF6}
+        )
         lvar = sizes.get(len(body), 0x100)
     if lvar > 0xFF or (isinstance(value, str) and lvar > vt.LVAR_TEXT_MAX):
         raise RecordError(f"{len(body)} bytes do not fit an LVAR")
@@ -349,17 +372,26 @@ def build_records(records: Iterable[Record]) -> bytes:
     parts = [build_record(r) for r in records]
     for index, part in enumerate(parts[:-1]):
         if part[:1] in (b"\x0f", b"\x1f"):
-            raise RecordError(f"manufacturer data (record {index}) must be the last "
-                              "record")
+            raise RecordError(
+                f"manufacturer data (record {index}) must be the last record"
+            )
     return b"".join(parts)
 
 
 def _same(a: object, b: object) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
         return math.isnan(b)
-    return type(a) is type(b) and a == b or (
-        isinstance(a, (int, float)) and isinstance(b, (int, float))
-        and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+    return (
+        type(a) is type(b)
+        and a == b
+        or (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and not isinstance(a, bool)
+            and not isinstance(b, bool)
+            and a == b
+        )
+    )
 
 
 def _default_unit(quantity: str, modifiers: tuple[str, ...]) -> str:
@@ -371,11 +403,18 @@ def _default_unit(quantity: str, modifiers: tuple[str, ...]) -> str:
     return interpret_vifes(_starts_for(quantity)[0].entry, codes).unit
 
 
-def make_record(quantity: str, value: int | float | str | bytes | None, *,
-                unit: str | None = None, storage: int = 0, tariff: int = 0,
-                subunit: int = 0, function: str = "instantaneous",
-                coding: str | int | None = None,
-                modifiers: Iterable[str] = ()) -> Record:
+def make_record(
+    quantity: str,
+    value: int | float | str | bytes | None,
+    *,
+    unit: str | None = None,
+    storage: int = 0,
+    tariff: int = 0,
+    subunit: int = 0,
+    function: str = "instantaneous",
+    coding: str | int | None = None,
+    modifiers: Iterable[str] = (),
+) -> Record:
     """Build a record from its meaning, exactly as parse_records returns it.
 
     Parameters
@@ -417,12 +456,20 @@ def make_record(quantity: str, value: int | float | str | bytes | None, *,
     draft = Record(quantity, value, unit, storage, tariff, subunit, function, modifiers)
     parsed = parse_records(_encode_fields(draft, coding))
     got = parsed[0] if len(parsed) == 1 else None
-    fields = ("quantity", "value", "unit", "storage", "tariff", "subunit", "function",
-              "modifiers")
-    if got is None or not all(_same(getattr(draft, f), getattr(got, f))
-                              for f in fields):
-        raise RecordError(f"{quantity} {value!r} cannot be represented exactly "
-                          f"(decodes as {got})")
+    fields = (
+        "quantity",
+        "value",
+        "unit",
+        "storage",
+        "tariff",
+        "subunit",
+        "function",
+        "modifiers",
+    )
+    if got is None or not all(
+        _same(getattr(draft, f), getattr(got, f)) for f in fields
+    ):
+        raise RecordError(
+            f"{quantity} {value!r} cannot be represented exactly (decodes as {got})"
+        )
     return got
-
-

@@ -74,21 +74,26 @@ def decode_date(raw: bytes) -> str | None:
         range (``FF FF`` is the usual "no date").
     """
     if len(raw) == 2:  # G: day b0 0-4, month b1 0-3
-        return _calendar(_full_year(_year_bits(raw[0], raw[1]), 0),
-                         raw[1] & 0x0F, raw[0] & 0x1F)
+        return _calendar(
+            _full_year(_year_bits(raw[0], raw[1]), 0), raw[1] & 0x0F, raw[0] & 0x1F
+        )
     if len(raw) == 3:  # J: second, minute, hour
         return _clock(raw[2] & 0x1F, raw[1] & 0x3F, raw[0] & 0x3F)
     if len(raw) == 4:  # F: minute (bit 7 invalid), hour (bits 5-6 hundred years)
         if raw[0] & 0x80:
             return None
-        date = _calendar(_full_year(_year_bits(raw[2], raw[3]), (raw[1] >> 5) & 3),
-                         raw[3] & 0x0F, raw[2] & 0x1F)
+        date = _calendar(
+            _full_year(_year_bits(raw[2], raw[3]), (raw[1] >> 5) & 3),
+            raw[3] & 0x0F,
+            raw[2] & 0x1F,
+        )
         clock = _clock(raw[1] & 0x1F, raw[0] & 0x3F)
     elif len(raw) == 6:  # I: second, minute (bit 7 invalid), hour, day, month, week
         if raw[1] & 0x80:
             return None
-        date = _calendar(_full_year(_year_bits(raw[3], raw[4]), 0),
-                         raw[4] & 0x0F, raw[3] & 0x1F)
+        date = _calendar(
+            _full_year(_year_bits(raw[3], raw[4]), 0), raw[4] & 0x0F, raw[3] & 0x1F
+        )
         clock = _clock(raw[2] & 0x1F, raw[1] & 0x3F, raw[0] & 0x3F)
     else:
         raise ValueError(f"a date has 2, 3, 4 or 6 bytes, not {len(raw)}")

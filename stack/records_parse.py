@@ -32,8 +32,11 @@ MAX_EXTENSIONS = 10  # EN 13757-3 6.3/6.4: at most 10 DIFEs and 10 VIFEs per rec
 IDLE_FILLER = 0x2F  # EN 13757-3 table 6: DIF 0x2F, skipped
 MFCT_DIFS = {0x0F: (), 0x1F: ("more records follow",)}  # EN 13757-3 table 6
 GLOBAL_READOUT = 0x7F  # EN 13757-3 table 6: global readout request
-COMPACT_PROFILES = {"compact profile", "compact profile with register numbers",
-                     "inverse compact profile"}
+COMPACT_PROFILES = {
+    "compact profile",
+    "compact profile with register numbers",
+    "inverse compact profile",
+}
 BCD_CODINGS = {0x9, 0xA, 0xB, 0xC, 0xE}
 INT_CODINGS = {0x1, 0x2, 0x3, 0x4, 0x6, 0x7}
 DATE_LENGTHS = {2, 3, 4, 6}  # types G, J, F, I
@@ -197,17 +200,40 @@ def parse_record_header(data: bytes, offset: int) -> tuple[RecordHeader, int]:
     vif, text, vifes, end = _read_vib(data, pos)
     meaning = _interpret_vib(vif, text, vifes)
     header = RecordHeader(
-        dif_vif=bytes(data[offset:end]), coding=dif & 0x0F, storage=storage,
-        tariff=tariff, subunit=subunit, function=vt.FUNCTIONS[(dif >> 4) & 3],
-        quantity=meaning.quantity, unit=meaning.unit, exponent=meaning.exponent,
-        kind=meaning.kind, modifiers=meaning.modifiers, offset_exp=meaning.offset_exp)
+        dif_vif=bytes(data[offset:end]),
+        coding=dif & 0x0F,
+        storage=storage,
+        tariff=tariff,
+        subunit=subunit,
+        function=vt.FUNCTIONS[(dif >> 4) & 3],
+        quantity=meaning.quantity,
+        unit=meaning.unit,
+        exponent=meaning.exponent,
+        kind=meaning.kind,
+        modifiers=meaning.modifiers,
+        offset_exp=meaning.offset_exp,
+    )
     return header, end
 
 
-def _special_header(data: bytes, offset: int, special: str,
-                    modifiers: tuple[str, ...]) -> RecordHeader:
-    return RecordHeader(bytes(data[offset:offset + 1]), 0xF, 0, 0, 0, "instantaneous",
-                        special, "", 0, "uint", modifiers, None, special)
+def _special_header(
+    data: bytes, offset: int, special: str, modifiers: tuple[str, ...]
+) -> RecordHeader:
+    return RecordHeader(
+        bytes(data[offset : offset + 1]),
+        0xF,
+        0,
+        0,
+        0,
+        "instantaneous",
+        special,
+        "",
+        0,
+        "uint",
+        modifiers,
+        None,
+        special,
+    )
 
 
 def _parse_difes(data: bytes, offset: int) -> tuple[int, int, int, int]:
@@ -237,7 +263,7 @@ def _read_vib(data: bytes, pos: int) -> tuple[int, str, bytes, int]:
         if pos >= len(data) or pos + 1 + data[pos] > len(data):
             raise RecordError("plain-text VIF runs past the end", offset=pos)
         length = data[pos]
-        text = bytes(data[pos + 1:pos + 1 + length])[::-1].decode("latin-1")
+        text = bytes(data[pos + 1 : pos + 1 + length])[::-1].decode("latin-1")
         pos += 1 + length
     start, more = pos, vif & 0x80
     while more:
@@ -288,7 +314,8 @@ def interpret_vifes(entry: vt.VifEntry, vifes: bytes | list[int]) -> VifMeaning:
             ext = codes[i]
             i += 1
             text = vt.COMBINABLE_EXT_VIFES.get(
-                ext, f"reserved extension vife {ext:02x}")
+                ext, f"reserved extension vife {ext:02x}"
+            )
         mods.append(text)
         if effect == "scale" and isinstance(arg, int):
             exp += arg
@@ -322,8 +349,10 @@ def data_field_end(header: RecordHeader, data: bytes, offset: int) -> int:
             raise RecordError("LVAR byte missing", offset=offset)
         length = 1 + _lvar_size(data[offset], offset)
     if offset + length > len(data):
-        raise RecordError(f"data field needs {length} bytes, only "
-                          f"{len(data) - offset} left", offset=offset)
+        raise RecordError(
+            f"data field needs {length} bytes, only {len(data) - offset} left",
+            offset=offset,
+        )
     return offset + length
 
 
@@ -386,8 +415,9 @@ def _decode_lvar(header: RecordHeader, raw: bytes) -> int | float | str | bytes 
     return body
 
 
-def scale_value(number: int | float | None, exponent: int,
-           offset_exp: int | None) -> int | float | None:
+def scale_value(
+    number: int | float | None, exponent: int, offset_exp: int | None
+) -> int | float | None:
     """raw * 10**exponent (+ 10**offset_exp), exact in decimal, rounded once."""
     if number is None or (exponent == 0 and offset_exp is None):
         return number
@@ -417,9 +447,18 @@ def _iter_records(data: bytes) -> Iterator[Record]:
         end = data_field_end(header, data, start)
         raw = data[start:end]
         value = _decode_value(header, raw)
-        yield Record(header.quantity, value, header.unit, header.storage, header.tariff,
-                     header.subunit, header.function, header.modifiers,
-                     header.dif_vif, raw)
+        yield Record(
+            header.quantity,
+            value,
+            header.unit,
+            header.storage,
+            header.tariff,
+            header.subunit,
+            header.function,
+            header.modifiers,
+            header.dif_vif,
+            raw,
+        )
         pos = end
 
 

@@ -72,6 +72,8 @@ class VifEntry(NamedTuple):
     unit_exp: int = 0
 
 
+# fmt: off
+# (the two tables below keep the standard's row layout)
 # EN 13757-3 table 4: data field (DIF bits 0-3) -> data length in bytes.
 # None: variable length (LVAR, 0xD) or special function (0xF).
 DATA_FIELD_LENGTHS: dict[int, int | None] = {
@@ -86,6 +88,7 @@ CODING_NAMES: dict[int, str] = {
     0xA: "bcd4", 0xB: "bcd6", 0xC: "bcd8", 0xD: "lvar", 0xE: "bcd12",
     0xF: "special",
 }
+# fmt: on
 
 # EN 13757-3 table 3: DIF bits 4-5, the function field.
 FUNCTIONS: tuple[str, ...] = ("instantaneous", "maximum", "minimum", "error")
@@ -101,8 +104,10 @@ LVAR_TEXT_MAX = 0xBF
 _Row = tuple[int, int, str, str, int, str]
 
 
-def _expand(rows: list[_Row], unit_exps: dict[int, int] | None = None,
-            ) -> dict[int, VifEntry]:
+def _expand(
+    rows: list[_Row],
+    unit_exps: dict[int, int] | None = None,
+) -> dict[int, VifEntry]:
     # Turn range rows into one entry per code; the exponent steps by one per code.
     table: dict[int, VifEntry] = {}
     for first, last, quantity, unit, exp0, kind in rows:
@@ -114,8 +119,9 @@ def _expand(rows: list[_Row], unit_exps: dict[int, int] | None = None,
 
 def _durations(first: int, quantity: str, units: tuple[str, ...]) -> list[_Row]:
     # One row per code: the code selects the time unit, the exponent stays 0.
-    return [(first + n, first + n, quantity, unit, 0, "num")
-            for n, unit in enumerate(units)]
+    return [
+        (first + n, first + n, quantity, unit, 0, "num") for n, unit in enumerate(units)
+    ]
 
 
 # EN 13757-3 table 10: primary VIF codes (bit 7 = extension, masked off).
@@ -190,8 +196,17 @@ _FB_ROWS: list[_Row] = [
     (0x78, 0x7F, "cumulative_max_power", "W", -3, "num"),  # E111 1nnn
 ]
 # Decimal exponent of the table's own unit in ours (for the additive-offset VIFE).
-_FB_UNIT_EXPS = {0x00: 6, 0x02: 3, 0x08: 9, 0x0C: 6, 0x14: 3, 0x18: 3, 0x28: 6,
-                 0x30: 9, 0x34: 3}
+_FB_UNIT_EXPS = {
+    0x00: 6,
+    0x02: 3,
+    0x08: 9,
+    0x0C: 6,
+    0x14: 3,
+    0x18: 3,
+    0x28: 6,
+    0x30: 9,
+    0x34: 3,
+}
 FB_VIFS: dict[int, VifEntry] = _expand(_FB_ROWS, _FB_UNIT_EXPS)
 
 # EN 13757-3 table 12: second extension table, VIF 0xFD then this code.
@@ -269,7 +284,9 @@ EF_VIFS: dict[int, VifEntry] = {}
 
 # VIF byte (with extension bit) -> table of the code in the first VIFE.
 EXTENSION_TABLES: dict[int, dict[int, VifEntry]] = {
-    0xFB: FB_VIFS, 0xFD: FD_VIFS, 0xEF: EF_VIFS,
+    0xFB: FB_VIFS,
+    0xFD: FD_VIFS,
+    0xEF: EF_VIFS,
 }
 
 # EN 13757-3 table 15: combinable (orthogonal) VIFE codes.  Value: (modifier text,
@@ -313,8 +330,11 @@ def _duration_of_rows() -> dict[int, _Combinable]:
             text = f"duration of {which} [{unit}]"
             rows[0x60 | f_bit << 2 | nn] = (text, "unit", unit)
         for b_bit, edge in ((0, "begin"), (1, "end")):
-            rows[0x6A | f_bit << 2 | b_bit] = (f"date of {edge} of {which}", "date",
-                                                None)
+            rows[0x6A | f_bit << 2 | b_bit] = (
+                f"date of {edge} of {which}",
+                "date",
+                None,
+            )
     rows[0x68] = ("value during lower limit exceed", "", None)
     rows[0x6C] = ("value during upper limit exceed", "", None)
     rows[0x69] = ("leakage values", "", None)
@@ -325,43 +345,70 @@ def _duration_of_rows() -> dict[int, _Combinable]:
 # E000 xxxx from a meter: record error codes, EN 13757-3:2013 table 18 (towards a
 # meter the same codes are object actions, table 17; receiving is our main use).
 _RECORD_ERRORS = {
-    0x00: "none", 0x01: "too many DIFEs", 0x02: "storage number not implemented",
-    0x03: "unit number not implemented", 0x04: "tariff number not implemented",
-    0x05: "function not implemented", 0x06: "data class not implemented",
-    0x07: "data size not implemented", 0x0B: "too many VIFEs",
-    0x0C: "illegal VIF group", 0x0D: "illegal VIF exponent",
-    0x0E: "VIF/DIF mismatch", 0x0F: "unimplemented action",
-    0x15: "no data available", 0x16: "data overflow", 0x17: "data underflow",
-    0x18: "data error", 0x1C: "premature end of record",
+    0x00: "none",
+    0x01: "too many DIFEs",
+    0x02: "storage number not implemented",
+    0x03: "unit number not implemented",
+    0x04: "tariff number not implemented",
+    0x05: "function not implemented",
+    0x06: "data class not implemented",
+    0x07: "data size not implemented",
+    0x0B: "too many VIFEs",
+    0x0C: "illegal VIF group",
+    0x0D: "illegal VIF exponent",
+    0x0E: "VIF/DIF mismatch",
+    0x0F: "unimplemented action",
+    0x15: "no data available",
+    0x16: "data overflow",
+    0x17: "data underflow",
+    0x18: "data error",
+    0x1C: "premature end of record",
 }
 
 _PER_UNITS = (  # E010 0000..E011 1000: (modifier text, unit suffix)
-    ("per second", "/s"), ("per minute", "/min"), ("per hour", "/h"),
-    ("per day", "/d"), ("per week", "/week"), ("per month", "/month"),
-    ("per year", "/year"), ("per revolution", "/revolution"),
+    ("per second", "/s"),
+    ("per minute", "/min"),
+    ("per hour", "/h"),
+    ("per day", "/d"),
+    ("per week", "/week"),
+    ("per month", "/month"),
+    ("per year", "/year"),
+    ("per revolution", "/revolution"),
     ("increment per input pulse on channel 0", "/pulse"),
     ("increment per input pulse on channel 1", "/pulse"),
     ("increment per output pulse on channel 0", "/pulse"),
     ("increment per output pulse on channel 1", "/pulse"),
-    ("per litre", "/l"), ("per m3", "/m3"), ("per kg", "/kg"), ("per K", "/K"),
-    ("per kWh", "/kWh"), ("per GJ", "/GJ"), ("per kW", "/kW"),
-    ("per K*l", "/(K*l)"), ("per V", "/V"), ("per A", "/A"),
-    ("multiplied by s", "*s"), ("multiplied by s/V", "*s/V"),
+    ("per litre", "/l"),
+    ("per m3", "/m3"),
+    ("per kg", "/kg"),
+    ("per K", "/K"),
+    ("per kWh", "/kWh"),
+    ("per GJ", "/GJ"),
+    ("per kW", "/kW"),
+    ("per K*l", "/(K*l)"),
+    ("per V", "/V"),
+    ("per A", "/A"),
+    ("multiplied by s", "*s"),
+    ("multiplied by s/V", "*s/V"),
     ("multiplied by s/A", "*s/A"),
 )
 
 COMBINABLE_VIFES: dict[int, _Combinable] = {
     **{code: (f"reserved vife {code:02x}", "", None) for code in range(0x20)},
-    **{code: (f"record error: {text}", "", None)
-       for code, text in _RECORD_ERRORS.items()},
+    **{
+        code: (f"record error: {text}", "", None)
+        for code, text in _RECORD_ERRORS.items()
+    },
     0x12: ("average", "", None),
     0x13: ("inverse compact profile", "", None),
     0x14: ("relative deviation", "", None),
     0x1D: ("standard conform data content", "", None),
     0x1E: ("compact profile with register numbers", "", None),
     0x1F: ("compact profile", "", None),
-    **{0x20 + i: (text, "suffix", suffix)
-       for i, (text, suffix) in enumerate(_PER_UNITS)},
+    **{
+        0x20 + i: (text, "suffix", suffix)
+        for i, (text, suffix) in enumerate(_PER_UNITS)
+    },
     0x39: ("start date of", "date", None),
     0x3A: ("uncorrected unit", "", None),  # value at metering conditions
     0x3B: ("forward flow", "", None),  # accumulation only of positive contributions
@@ -375,10 +422,12 @@ COMBINABLE_VIFES: dict[int, _Combinable] = {
     0x4C: ("reserved vife 4c", "", None),
     0x4D: ("reserved vife 4d", "", None),
     **_duration_of_rows(),
-    **{0x70 + n: (f"correction factor 1e{n - 6}", "scale", n - 6)
-       for n in range(8)},  # E111 0nnn multiplicative 10^(nnn-6)
-    **{0x78 + n: (f"offset 1e{n - 3}", "offset", n - 3)
-       for n in range(4)},  # E111 10nn additive 10^(nn-3) x VIF unit
+    **{
+        0x70 + n: (f"correction factor 1e{n - 6}", "scale", n - 6) for n in range(8)
+    },  # E111 0nnn multiplicative 10^(nnn-6)
+    **{
+        0x78 + n: (f"offset 1e{n - 3}", "offset", n - 3) for n in range(4)
+    },  # E111 10nn additive 10^(nn-3) x VIF unit
     0x7C: ("combinable extension", "extend", None),  # E111 1100
     0x7D: ("correction factor 1e3", "scale", 3),  # E111 1101 (value, not unit)
     0x7E: ("future value", "", None),
