@@ -60,6 +60,9 @@ __all__ = [
     "run_sensitivity",
     "write_table",
     "plot_results",
+    "crossing_db",
+    "crossings",
+    "summary",
     "parse_points",
     "add_arguments",
     "run_from_args",
@@ -330,7 +333,11 @@ _FIELDS = (
 
 
 def write_table(rows: list[dict], meta: dict, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``sensitivity.csv`` (one row per point and receiver) and ``.json``."""
+    """Write ``sensitivity.csv`` (one row per point and receiver) and ``.json``.
+
+    The JSON holds ``meta``, the same ``rows`` as the CSV and ``crossings`` (see
+    ``crossings``): the interpolated 50 % and 90 % points, for scripts.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "sensitivity.csv", out_dir / "sensitivity.json"
     with csv_path.open("w", newline="") as fh:
@@ -338,7 +345,8 @@ def write_table(rows: list[dict], meta: dict, out_dir: Path) -> tuple[Path, Path
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if row[k] is None else row[k] for k in _FIELDS})
-    json_path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    summary_json = {"meta": meta, "crossings": crossings(rows), "rows": rows}
+    json_path.write_text(json.dumps(summary_json, indent=1))
     return csv_path, json_path
 
 
@@ -415,18 +423,99 @@ def _plot_theory(ax, name: str, receiver: str, pts: list[dict], style: dict) -> 
     ax.plot(grid, 100 * value, label=receiver, linewidth=1, **style)
 
 
+def crossing_db(points: list[tuple[float, float]], level: float) -> float | None:
+    """Eb/N0 where frame success first reaches ``level``, linear between points.
+
+    Parameters
+    ----------
+    points : list of (float, float)
+        (Eb/N0 in dB, frame success 0..1), in any order.
+    level : float
+        Frame success to find, 0..1.
+
+    Returns
+    -------
+    float or None
+        Eb/N0 in dB on the straight line between the first point at or above
+        ``level`` and the point before it; that first point itself when it is the
+        lowest one (the crossing lies at or below the grid); None when no point
+        reaches ``level``.
+    """
+    points = sorted(points)
+    for i, (ebn0_db, success) in enumerate(points):
+        if success < level:
+            continue
+        if i == 0:
+            return ebn0_db
+        # the point before is below level, so the slope is positive
+        low_db, low_success = points[i - 1]
+        share = (level - low_success) / (success - low_success)
+        return low_db + share * (ebn0_db - low_db)
+    return None
+
+
+_LEVELS = (0.5, 0.9)
+
+
+def crossings(rows: list[dict]) -> list[dict]:
+    """The 50 % and 90 % points of the Eb/N0 sweep, per mode and receiver.
+
+    Returns
+    -------
+    list of dict
+        ``mode``, ``receiver``, ``level`` (0.5 or 0.9), ``ebn0_db`` (``crossing_db``
+        rounded to 0.001 dB, None when never reached) and ``bracketed`` (False when
+        the lowest point already reaches the level: ``ebn0_db`` is then only an
+        upper bound).
+    """
+    ebn0 = [r for r in rows if r["sweep"] == "ebn0" and r["success"] is not None]
+    out = []
+    for name in dict.fromkeys(r["mode"] for r in ebn0):
+        for receiver in dict.fromkeys(r["receiver"] for r in ebn0):
+            pts = [
+                (r["ebn0_db"], r["success"])
+                for r in ebn0
+                if r["mode"] == name and r["receiver"] == receiver
+            ]
+            if not pts:
+                continue
+            for level in _LEVELS:
+                value = crossing_db(pts, level)
+                out.append(
+                    {
+                        "mode": name,
+                        "receiver": receiver,
+                        "level": level,
+                        "ebn0_db": None if value is None else round(value, 3),
+                        "bracketed": value is not None and value > min(pts)[0],
+                    }
+                )
+    return out
+
+
+def _crossing_text(entry: dict) -> str:
+    if entry["ebn0_db"] is None:
+        return "-"
+    return ("" if entry["bracketed"] else "<=") + f"{entry['ebn0_db']:.1f}"
+
+
 def summary(rows: list[dict]) -> str:
     """Text table: Eb/N0 of 50 % and 90 % success per mode and receiver."""
-    lines = ["Eb/N0 (dB) where frame success first reaches 50 % / 90 %:"]
-    ebn0 = [r for r in rows if r["sweep"] == "ebn0"]
-    for name in dict.fromkeys(r["mode"] for r in ebn0):
+    lines = [
+        "Eb/N0 (dB) of 50 % / 90 % frame success (linear between points; "
+        "<= at the lowest point, - never reached):"
+    ]
+    found = crossings(rows)
+    for name in dict.fromkeys(c["mode"] for c in found):
         parts = []
-        for receiver in dict.fromkeys(r["receiver"] for r in ebn0):
-            pts = [r for r in ebn0 if r["mode"] == name and r["receiver"] == receiver]
-            if pts:
-                parts.append(
-                    f"{receiver} {_crossing(pts, 0.5)} / {_crossing(pts, 0.9)}"
-                )
+        for receiver in dict.fromkeys(c["receiver"] for c in found):
+            pair = [
+                _crossing_text(c)
+                for c in found
+                if c["mode"] == name and c["receiver"] == receiver
+            ]
+            if pair:
+                parts.append(f"{receiver} {' / '.join(pair)}")
         lines.append(f"  {name:<8} " + ", ".join(parts))
     for sweep, (key, label, scale) in list(_X_AXIS.items())[1:]:
         ours = [r for r in rows if r["sweep"] == sweep and r["receiver"] == "wmbus-sdr"]
@@ -454,13 +543,6 @@ def _span_around_zero(points: list[tuple[float, float]], level: float = 0.9) -> 
     while high + 1 < len(points) and points[high + 1][1] >= level:
         high += 1
     return f"{points[low][0]:g} .. {points[high][0]:g}"
-
-
-def _crossing(points: list[dict], level: float) -> str:
-    for r in sorted(points, key=lambda r: r["ebn0_db"]):
-        if r["success"] >= level:
-            return f"{r['ebn0_db']:g}"
-    return "-"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def test_bench_telegrams_decode_and_have_distinct_ids():
 
 def test_parse_modes_and_points():
     assert thr.parse_modes("C1,T1,C1A", "S1") == ["C1A", "T1"]
+    assert thr.parse_modes("T2-down,S1", "S1") == ["T2-down", "S1"]
     assert thr.parse_modes(None, "S1,C2") == ["S1", "C2-down"]
     with pytest.raises(ValueError, match="choose from"):
         thr.parse_modes("Q9", "S1")
@@ -141,6 +143,29 @@ def test_a_trial_counts_frames_sent_and_received():
     )
 
 
+def test_t2_downlink_is_sent_on_868_3_and_received(tmp_path: Path):
+    bench = thr.MODES["T2-down"]
+    assert (bench.mode, bench.direction, bench.phy) == ("T2", "other", "S")
+    # the throughput benchmark's default recording keeps its six modes
+    assert "T2-down" not in thr.parse_modes(None, thr._DEFAULT_MODES)
+    loud = sens.Trial("ebn0", "T2-down", 30.0, None, 0.0, 3, seed=4)
+    path, sent, _ = sens._render_trial(loud, tmp_path)
+    assert path.name == "sens_868.3M_1600k.cu8"
+    # Manchester at 32.768 kcps: 3 frames of 58 bytes need >= 3 * 58 * 16 chips
+    assert path.stat().st_size / 2 / 1.6e6 > 3 * 58 * 16 / 32_768
+    assert len(sent) == 3 and all(len(frame) == 58 for frame in sent)
+    assert sens.run_trial(loud)["rows"][0]["found"] == 3
+    quiet = sens.Trial("ebn0", "T2-down", -6.0, None, 0.0, 3, seed=4)
+    assert sens.run_trial(quiet)["rows"][0]["found"] == 0
+    # 58 on-air bytes, Manchester (the S chain): the hard-chip curve is Manchester's
+    assert sens.frame_bits("T2-down") == 464
+    (chip,) = [
+        r for r in sens.theory_rows(["T2-down"], [10.0]) if "chip" in r["receiver"]
+    ]
+    want = float(frame_success(10.0, 464, "manchester", "chip"))
+    assert chip["success"] == pytest.approx(want, rel=1e-5)
+
+
 def test_trials_are_deterministic():
     trial = sens.Trial("cfo", "C1B", 9.0, 30e3, 0.0, 4, seed=2)
     assert sens.run_trial(trial) == sens.run_trial(trial)
@@ -166,6 +191,7 @@ def test_table_shape_and_values(tiny_rows: list[dict], tmp_path: Path):
     ]  # fmt: skip
     loaded = json.loads(json_path.read_text())
     assert loaded["meta"] == {"seed": 1} and len(loaded["rows"]) == len(table)
+    assert loaded["crossings"] == sens.crossings(tiny_rows)
     loud = [r for r in table if r["receiver"] == "wmbus-sdr" and r["ebn0_db"] == "30.0"]
     assert [(r["sent"], r["found"]) for r in loud] == [("2", "2")] * 3
     # 8 dB: Eb/N0 = 6.30957, p = 0.5 e^-3.15479 = 0.0213237, 464 bits (58 bytes)
@@ -174,6 +200,49 @@ def test_table_shape_and_values(tiny_rows: list[dict], tmp_path: Path):
     ideal = [r for r in table if r["receiver"] == "theory-ideal"]
     assert float(ideal[0]["success"]) == pytest.approx((1 - 0.0213237) ** 464, rel=1e-3)
     assert "C1A" in sens.summary(tiny_rows)
+
+
+def test_crossing_is_linear_between_the_bracketing_points():
+    # 0.2 at 9 dB, 0.8 at 10 dB: 0.5 lies half way, 0.7 five sixths of the way
+    points = [(10.0, 0.8), (8.0, 0.0), (9.0, 0.2), (11.0, 1.0)]
+    assert sens.crossing_db(points, 0.5) == pytest.approx(9.5)
+    assert sens.crossing_db(points, 0.7) == pytest.approx(9 + 5 / 6)
+    # 0.9 between 0.8 at 10 dB and 1.0 at 11 dB
+    assert sens.crossing_db(points, 0.9) == pytest.approx(10.5)
+    # a level met exactly at a point is that point
+    assert sens.crossing_db(points, 0.8) == pytest.approx(10.0)
+    # the first crossing counts, not a later dip and recovery
+    wobbly = [(1.0, 0.0), (2.0, 0.6), (3.0, 0.4), (4.0, 1.0)]
+    assert sens.crossing_db(wobbly, 0.5) == pytest.approx(1 + 5 / 6)
+    # reached at the lowest point: that point; never reached: None
+    assert sens.crossing_db([(8.0, 0.95), (9.0, 1.0)], 0.9) == 8.0
+    assert sens.crossing_db([(8.0, 0.1), (9.0, 0.3)], 0.5) is None
+
+
+def _ebn0_row(mode: str, ebn0_db: float, success: float) -> dict:
+    trial = sens.Trial("ebn0", mode, ebn0_db, None, 0.0, 10, 1)
+    return sens._row(trial, "wmbus-sdr", round(10 * success))
+
+
+def test_summary_and_crossings_report_interpolated_points():
+    rows = [_ebn0_row("T1", db, s) for db, s in [(8, 0.0), (9, 0.2), (10, 0.8)]]
+    rows += [_ebn0_row("S1", db, s) for db, s in [(8, 0.6), (9, 0.9)]]
+    assert sens.crossings(rows) == [
+        {"mode": "T1", "receiver": "wmbus-sdr", "level": 0.5, "ebn0_db": 9.5,
+         "bracketed": True},
+        {"mode": "T1", "receiver": "wmbus-sdr", "level": 0.9, "ebn0_db": None,
+         "bracketed": False},
+        {"mode": "S1", "receiver": "wmbus-sdr", "level": 0.5, "ebn0_db": 8.0,
+         "bracketed": False},
+        {"mode": "S1", "receiver": "wmbus-sdr", "level": 0.9, "ebn0_db": 9.0,
+         "bracketed": True},
+    ]  # fmt: skip
+    lines = sens.summary(rows).splitlines()
+    assert "linear between points" in lines[0]
+    assert lines[1:] == [
+        "  T1       wmbus-sdr 9.5 / -",
+        "  S1       wmbus-sdr <=8.0 / 9.0",
+    ]
 
 
 def test_plots_are_pngs(tiny_rows: list[dict], tmp_path: Path):
@@ -231,6 +300,10 @@ def test_rtl433_runs_once_per_detector(tmp_path: Path):
     assert labels == ["rtl_433", "rtl_433 -Y minmax"]
     # no rtl_433 decoder for the C2 downlink: nothing to run
     assert thr.peer_commands("rtl_433", path, ["C2-down"]) == []
+    # the T2 downlink is S1-m on air: the default detector hears it
+    assert [label for label, _ in thr.peer_commands("rtl_433", path, ["T2-down"])] == [
+        "rtl_433"
+    ]
 
 
 def test_run_peer_with_any_command(tmp_path: Path):
@@ -290,6 +363,29 @@ def test_recording_levels_match_the_manifest(tmp_path: Path):
     # Eb/N0 = burst power / bit rate / (noise variance / sample rate)
     ebn0_db = 10 * np.log10(burst / 100_000 / (noise_var / 2.4e6))
     assert ebn0_db == pytest.approx(first.ebn0_db, abs=0.5)
+
+
+# --- the retired scripts --------------------------------------------------------------
+
+
+def test_nothing_uses_the_retired_benchmark_scripts():
+    # the two stand-alone scripts of the first generation gave way to `wmbus bench`;
+    # their names are built here so that this file does not match itself
+    root = Path(__file__).resolve().parents[2]
+    retired = ["bench_rx_" + kind for kind in ("throughput", "sensitivity")]
+    assert not any((root / "benchmarks" / f"{n}.py").exists() for n in retired)
+    suffixes = {".py", ".md", ".toml", ".cfg", ".yml", ".yaml", ".sh", ".txt"}
+    mentions = []
+    for folder, dirs, files in os.walk(root):
+        # venv, caches, git and generated package metadata are not ours to check
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.endswith(".egg-info")]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix in suffixes or name == "Makefile":
+                text = path.read_text(errors="replace")
+                mentions += [f"{path}: {n}" for n in retired if n in text]
+    assert mentions == []
 
 
 # --- the CLI --------------------------------------------------------------------------
