@@ -127,7 +127,7 @@ class ChannelOutput:
     taps: npt.NDArray[np.float32]
     dc_block: bool
 
-    def input_time(self, channel_time: float | npt.NDArray[np.float64]) -> float:
+    def input_time(self, channel_time: float) -> float:
         """Input sample time (samples) of a channel sample time (samples, may be
         fractional): the filter's group delay is removed."""
         delay = (self.taps.size - 1) / 2.0

@@ -232,8 +232,11 @@ class PacketDecoder:
         if fit.score < _MIN_SCORE:
             return None
         track = self._track(z, start, fit, fam.n_pattern + self.probe_chips)
+        soft = self._soft_variants(z, start, fit, track)
+        if soft is None:
+            return None
         kept: list[tuple[Reading, int]] = []
-        for data in self._soft_variants(z, start, fit, track)[0]:
+        for data in soft[0]:
             for reading in self._order(data):
                 n_chips = self._frame_chips(reading, data)
                 if n_chips and (reading, n_chips) not in kept:
@@ -246,9 +249,10 @@ class PacketDecoder:
 
     def _soft_variants(
         self, z, start: int, fit: HeaderFit, track: Track
-    ) -> tuple[list[npt.NDArray[np.float64]], Track | None]:
+    ) -> tuple[list[npt.NDArray[np.float64]], Track] | None:
         """Data chips (after the pattern) to try: coherent first, then square law;
         and the correlators over smoothed chip times the coherent chips came from.
+        None when the track ended inside the pattern (no data chips).
 
         The coherent chips use correlators re-run over smoothed chip times: the
         loop's edge-by-edge corrections would otherwise jolt the phase from one chip
@@ -256,7 +260,7 @@ class PacketDecoder:
         """
         n_pat = self.family.n_pattern
         if track.soft.size <= n_pat:
-            return [], None
+            return None
         f_one, f_zero = self._tones(fit)
         smooth = correlate_chips(
             z,
@@ -274,7 +278,7 @@ class PacketDecoder:
     def _order(self, data: npt.NDArray[np.float64]) -> list[Reading]:
         """Readings in the order to try: nearest C marker first when close."""
         hard = "".join("1" if s > 0 else "0" for s in data[:16])
-        scored = []
+        scored: list[tuple[float, Reading]] = []
         for reading in self.readings:
             if reading.marker:
                 dist = sum(a != b for a, b in zip(hard, reading.marker, strict=False))
@@ -334,7 +338,10 @@ class PacketDecoder:
         longest = max(len(r.marker) + n for r, n in probe.readings)
         track = self._track(z, probe.span_start, fit, fam.n_pattern + longest)
         fallback = None
-        variants, smooth = self._soft_variants(z, probe.span_start, fit, track)
+        soft = self._soft_variants(z, probe.span_start, fit, track)
+        if soft is None:
+            return None
+        variants, smooth = soft
         for data in variants:
             for reading, n_chips in probe.readings:
                 lo = len(reading.marker)

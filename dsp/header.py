@@ -108,7 +108,12 @@ def fit_header(
     offsets = np.arange(-_TIME_SPAN_CHIPS, _TIME_SPAN_CHIPS + 1e-9, _TIME_STEP_CHIPS)
     ends = end_guess - z_start + offsets * period0
 
-    def prefixes(cfo_hz: float, dev_hz: float = deviation_hz):
+    # A fixed-length tuple, so that ``header_metric(*prefixes(...), ends, ...)`` type
+    # checks: mypy maps a star argument of unknown length onto every remaining
+    # parameter and then counts the arguments after it as too many.
+    def prefixes(
+        cfo_hz: float, dev_hz: float = deviation_hz
+    ) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.complex128]]:
         return (
             tone_prefix(z, (cfo_hz + dev_hz) / sample_rate_hz, z_start),
             tone_prefix(z, (cfo_hz - dev_hz) / sample_rate_hz, z_start),
@@ -116,7 +121,9 @@ def fit_header(
 
     periods = np.full_like(ends, period0)
 
-    def best_end(cfo_hz: float, grid_ends) -> tuple[float, float]:
+    def best_end(
+        cfo_hz: float, grid_ends: npt.NDArray[np.float64]
+    ) -> tuple[float, float]:
         metric, _ = header_metric(
             *prefixes(cfo_hz), grid_ends, periods[: grid_ends.size], signs
         )

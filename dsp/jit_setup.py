@@ -103,9 +103,11 @@ def start_numba() -> None:
     # The target machine is made here, at the usual optimisation level, before OPT
     # changes: it generates the code of every kernel compiled later.
     context = cpu_target.target_context
-    usual = config.OPT
+    # numba.core.config makes its settings at import time (from the environment,
+    # through globals()), so no OPT is declared for a type checker to see.
+    usual = config.OPT  # type: ignore[attr-defined]
     try:
-        config.OPT = type(usual)(0)
+        config.OPT = type(usual)(0)  # type: ignore[attr-defined]
     except (TypeError, ValueError):  # a numba whose OPT is built differently
         usual = None
     try:
@@ -114,4 +116,4 @@ def start_numba() -> None:
         context.refresh()
     finally:
         if usual is not None:
-            config.OPT = usual
+            config.OPT = usual  # type: ignore[attr-defined]

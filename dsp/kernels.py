@@ -38,7 +38,7 @@ import platform
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 
@@ -175,7 +175,7 @@ def kernel(signature: str) -> Callable[[F], F]:
             compiled = getattr(_aot, export_name, None)
             if compiled is None:  # the stamp matched, so this cannot be; be loud
                 raise ImportError(f"{AOT_MODULE} lacks kernel {export_name}")
-            return _checked(compiled, py_func, signature)  # type: ignore[return-value]
+            return cast(F, _checked(compiled, py_func, signature))
         return _jit(py_func)
 
     return declare
@@ -203,7 +203,8 @@ def _jit(py_func: F) -> F:
     from dsp.jit_setup import prepare_numba
 
     prepare_numba()  # before any kernel runs: spares scipy.linalg, cffi
-    return njit(cache=True, nogil=True)(py_func)  # type: ignore[no-any-return]
+    # A numba Dispatcher is called as py_func is, but is not typed as it.
+    return cast(F, njit(cache=True, nogil=True)(py_func))
 
 
 class _ArraySpec(NamedTuple):

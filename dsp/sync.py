@@ -353,7 +353,7 @@ class SyncScanner:
     def _hold_pending(self) -> None:
         for r in np.flatnonzero(self.state[:, 4] >= 0):
             grid, hyp, errors = self.state[r, 2:5]
-            self._hold(grid, hyp, errors, r, self.pend_energy[r])
+            self._hold(grid, hyp, errors, int(r), self.pend_energy[r])
             self.state[r, 4] = -1
 
     def _hold(self, grid: int, hyp: int, errors: int, r: int, energy: float) -> None:

@@ -47,7 +47,7 @@ GATEWAY_FIELDS = (
     "sample",
 )
 
-_Key = tuple[str, str, Any, str]
+_Key = tuple[str, str, int | None, str]
 
 
 @dataclass(slots=True)
@@ -70,13 +70,17 @@ class _Group:
     emitted: bool = False
 
 
+def _text(message: Mapping[str, Any], name: str) -> str | None:
+    """A field that must be a non-empty string, or None when it is not one."""
+    value = message.get(name)
+    return value if isinstance(value, str) and value else None
+
+
 def _key_of(message: Mapping[str, Any]) -> _Key | None:
     """The de-duplication key, or None when the message is not a telegram object."""
     manufacturer = message.get("manufacturer")
-    meter_id = message.get("id")
-    telegram = message.get("telegram")
-    receiver = message.get("receiver")
-    if not all(isinstance(v, str) and v for v in (meter_id, telegram, receiver)):
+    meter_id, telegram = _text(message, "id"), _text(message, "telegram")
+    if meter_id is None or telegram is None or _text(message, "receiver") is None:
         return None
     if not isinstance(manufacturer, str):
         return None

@@ -407,7 +407,7 @@ class DutyCycleLimiter:
 
 def _band_bins(
     n_bins: int, sample_rate_hz: float, center_freq_hz: float
-) -> npt.NDArray[np.float64]:
+) -> npt.NDArray[np.floating]:
     """Absolute frequency of each FFT bin, Hz, in ``np.fft.fft`` order."""
     return center_freq_hz + np.fft.fftfreq(n_bins, d=1.0 / sample_rate_hz)
 

@@ -87,24 +87,34 @@ def _value(name: str, text: str) -> tuple[int | float | str, str | None]:
 
 def _record(name: str, text: str) -> Record:
     quantity, *options = name.split("/")
-    kwargs: dict[str, object] = {}
+    function = "instantaneous"
+    numbers = {"storage": 0, "tariff": 0, "subunit": 0}
+    given: set[str] = set()
     for option in options:
         if option in _FUNCTIONS:
-            key, setting = "function", _FUNCTIONS[option]
+            key, function = "function", _FUNCTIONS[option]
         elif option[:1] in ("s", "t", "u") and option[1:].isdigit():
             key = {"s": "storage", "t": "tariff", "u": "subunit"}[option[0]]
-            setting = int(option[1:])
+            numbers[key] = int(option[1:])
         else:
             raise MeterSpecError(
                 f"--meter {name}: unknown option /{option} "
                 "(use /sN, /tN, /uN, /min, /max, /err)"
             )
-        if key in kwargs:  # "/s1/s2" or "/min/max": which one was meant?
+        if key in given:  # "/s1/s2" or "/min/max": which one was meant?
             raise MeterSpecError(f"--meter {name}: {key} given twice")
-        kwargs[key] = setting
+        given.add(key)
     value, unit = _value(name, text)
     try:
-        return make_record(quantity, value, unit=unit, **kwargs)
+        return make_record(
+            quantity,
+            value,
+            unit=unit,
+            storage=numbers["storage"],
+            tariff=numbers["tariff"],
+            subunit=numbers["subunit"],
+            function=function,
+        )
     except (WmbusError, ValueError) as exc:
         raise MeterSpecError(f"--meter {name}={text}: {exc}") from None
 
@@ -116,6 +126,7 @@ def _redacted(text: str) -> str:
 
 def _header_field(name: str, value: str, fields: dict[str, object]) -> bool:
     """Store a header/security field in ``fields``; False if ``name`` is a reading."""
+    setting: str | int | bool
     if name == "id":
         key, setting = "meter_id", value
     elif name == "man":

@@ -41,7 +41,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -303,7 +303,7 @@ class SampleSource(ABC):
         """True once ``close()`` has been called."""
         return self._closed
 
-    def __enter__(self) -> SampleSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -301,7 +301,8 @@ class SoapySource(LiveSource):
 
     def _stream(self, emit: Callable[[bytes | bytearray | memoryview], None]) -> None:
         device, handle, raw = self._device, self._stream_handle, self._raw
-        raw_bytes = memoryview(raw.view(np.uint8))
+        # numpy's stubs give ndarray the buffer protocol only for Python >= 3.12.
+        raw_bytes = memoryview(raw.view(np.uint8))  # type: ignore[arg-type]
         while self._streaming():
             try:
                 result = device.readStream(

@@ -58,13 +58,13 @@ class AflHeader:
         return (self.mcl or 0) & 0x0F
 
 
-def _take(data: bytes, pos: int, n: int, what: str) -> bytes:
+def _take(data: bytes | bytearray, pos: int, n: int, what: str) -> bytes:
     if pos + n > len(data):
         raise FrameError(f"AFL ends inside {what}", layer="afl", offset=pos)
     return bytes(data[pos : pos + n])
 
 
-def parse_afl_header(data: bytes, offset: int) -> AflHeader:
+def parse_afl_header(data: bytes | bytearray, offset: int) -> AflHeader:
     """Parse the AFL whose CI byte is ``data[offset]``.
 
     Raises

@@ -83,7 +83,7 @@ class EllHeader:
         return self.length - 2
 
 
-def parse_ell_header(data: bytes, offset: int) -> EllHeader:
+def parse_ell_header(data: bytes | bytearray, offset: int) -> EllHeader:
     """Parse the ELL header whose CI byte is ``data[offset]``.
 
     Raises

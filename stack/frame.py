@@ -200,30 +200,30 @@ def add_crcs(data: bytes, frame_format: str) -> bytes:
         If the frame is too short or too long for the format (L must fit one byte).
     """
     _check_format(frame_format)
-    data = bytearray(data)
-    if len(data) < _BLOCK1_LEN + (frame_format == "B"):
+    frame = bytearray(data)  # a copy: L is rewritten below
+    if len(frame) < _BLOCK1_LEN + (frame_format == "B"):
         raise FrameError(f"a frame needs at least {_BLOCK1_LEN} bytes", layer="frame")
-    n_crc_b = 2 if len(data) <= _BLOCK2_MAX_B else 4
-    l_field = len(data) - 1 + (n_crc_b if frame_format == "B" else 0)
+    n_crc_b = 2 if len(frame) <= _BLOCK2_MAX_B else 4
+    l_field = len(frame) - 1 + (n_crc_b if frame_format == "B" else 0)
     if l_field > 255:
         raise FrameError(
-            f"{len(data)} bytes do not fit a format-{frame_format} frame (L would be "
+            f"{len(frame)} bytes do not fit a format-{frame_format} frame (L would be "
             f"{l_field} > 255)",
             layer="frame",
         )
-    data[0] = l_field
+    frame[0] = l_field
     if frame_format == "A":
         out = bytearray()
         pos = 0
         for size in _a_block_sizes(l_field):
-            block = bytes(data[pos : pos + size])
+            block = bytes(frame[pos : pos + size])
             out += block + crc16(block).to_bytes(2, "big")
             pos += size
         return bytes(out)
-    head = bytes(data[:_BLOCK2_MAX_B])
+    head = bytes(frame[:_BLOCK2_MAX_B])
     out = bytearray(head + crc16(head).to_bytes(2, "big"))
-    if len(data) > _BLOCK2_MAX_B:
-        tail = bytes(data[_BLOCK2_MAX_B:])
+    if len(frame) > _BLOCK2_MAX_B:
+        tail = bytes(frame[_BLOCK2_MAX_B:])
         out += tail + crc16(tail).to_bytes(2, "big")
     return bytes(out)
 

@@ -317,11 +317,11 @@ class _Work:
         if pos >= len(self.buf):
             return
         tpl_pos = pos
-        self.tpl = parse_tpl_header(self.buf, pos)
-        pos += self.tpl.length
-        self._tpl_security(tpl_pos, pos)
+        tpl = self.tpl = parse_tpl_header(self.buf, pos)
+        pos += tpl.length
+        self._tpl_security(tpl, tpl_pos, pos)
         self.payload = bytes(self.buf[pos:])
-        self._application()
+        self._application(tpl)
 
     # -- keys ---------------------------------------------------------------------
     def _key(self) -> bytes | None:
@@ -363,8 +363,7 @@ class _Work:
         return pos + ell.length
 
     # -- TPL security ---------------------------------------------------------------
-    def _tpl_security(self, tpl_pos: int, pos: int) -> None:
-        tpl = self.tpl
+    def _tpl_security(self, tpl: TplHeader, tpl_pos: int, pos: int) -> None:
         mode = tpl.security_mode
         if mode == 0:
             return
@@ -395,7 +394,9 @@ class _Work:
             raise KeyMissingError(self.meter_id)
         self.encrypted = True
         if mode == 5:
-            plain = self._mode5(key, region)
+            # A security mode comes from CFG, and every header with CFG has ACC.
+            assert tpl.access_number is not None
+            plain = self._mode5(key, region, tpl.access_number)
         else:
             plain = self._mode7(key, region, tpl_pos)
         if not plain.startswith(_CHECK_BYTES):
@@ -412,9 +413,9 @@ class _Work:
             return self.tpl.address_bytes
         return self.link.address
 
-    def _mode5(self, key: bytes, region: bytes) -> bytes:
+    def _mode5(self, key: bytes, region: bytes, access_number: int) -> bytes:
         address = self._address_for_security()
-        iv = mode5_iv(address[:2], address[2:], self.tpl.access_number)
+        iv = mode5_iv(address[:2], address[2:], access_number)
         return decrypt_cbc(key, iv, region)
 
     def _mode7(self, key: bytes, region: bytes, tpl_pos: int) -> bytes:
@@ -440,10 +441,10 @@ class _Work:
         return decrypt_cbc(k_enc, bytes(16), region)
 
     # -- application layer ----------------------------------------------------------
-    def _application(self) -> None:
-        content = self.tpl.content
+    def _application(self, tpl: TplHeader) -> None:
+        content = tpl.content
         apl = self.payload
-        if self.tpl.security_mode in (5, 7) and apl.startswith(_CHECK_BYTES):
+        if tpl.security_mode in (5, 7) and apl.startswith(_CHECK_BYTES):
             apl = apl[2:]
         if content == "records":
             complete = self._records(apl)
@@ -452,7 +453,7 @@ class _Work:
         elif content == "compact":
             self._compact(apl)
         elif content == "unknown":
-            self.warnings.append(f"CI 0x{self.tpl.ci:02X} is not decoded")
+            self.warnings.append(f"CI 0x{tpl.ci:02X} is not decoded")
 
     @property
     def meter_identity(self) -> tuple[int, str]:

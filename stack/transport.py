@@ -138,7 +138,7 @@ def status_flags(status: int) -> list[str]:
     return names
 
 
-def parse_tpl_header(data: bytes, offset: int) -> TplHeader:
+def parse_tpl_header(data: bytes | bytearray, offset: int) -> TplHeader:
     """Parse the TPL header whose CI byte is ``data[offset]``.
 
     Raises

@@ -157,6 +157,23 @@ def test_invalid_messages_are_counted_not_raised(bad):
     assert collector.counts.invalid == 1 and len(collector) == 0
 
 
+@pytest.mark.parametrize("name", ["manufacturer", "id", "telegram", "receiver"])
+@pytest.mark.parametrize("missing", ["absent", "null"])
+def test_message_without_a_needed_field_is_invalid(name, missing):
+    # A gateway's JSON may lack any field, or carry null: counted, never raised, and
+    # the good copy after it still makes a group of its own.
+    message = copy("gw-a", -60.0)
+    if missing == "absent":
+        del message[name]
+    else:
+        message[name] = None
+    collector = Collector(window_s=1.0, gather_s=0.0)
+    assert collector.add(message, 0.0) == []
+    [telegram] = collector.add(copy("gw-b", -61.0), 0.1)
+    assert [g["receiver"] for g in telegram["gateways"]] == ["gw-b"]
+    assert collector.counts.invalid == 1 and collector.counts.telegrams == 1
+
+
 def test_memory_is_bounded_by_expiry_and_by_max_groups():
     collector = Collector(window_s=1.0, gather_s=0.5, max_groups=10)
     emitted = []
