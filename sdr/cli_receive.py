@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sdr.output_rx import ReceptionWriter
     from sdr.pipeline import ReceivePipeline, ReceiverFactory
     from sdr.reception import Reception
-    from stack.security import KeyRing
+    from stack.keyring import KeyRing
 
 __all__ = [
     "OUTPUTS",

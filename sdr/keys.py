@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stack.errors import KeyFormatError
-from stack.security import KeyRing, parse_key
+from stack.keyring import KeyRing, parse_key
 
 __all__ = ["load_keys", "keyring_from_options"]
 

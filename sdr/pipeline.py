@@ -28,7 +28,7 @@ from sdr.reception import (
     parse_phys,
 )
 from stack.errors import SourceError
-from stack.security import KeyRing
+from stack.keyring import KeyRing
 from stack.telegram import FormatCache
 
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ from stack.errors import (
     WmbusError,
 )
 from stack.frame import FRAME_FORMATS, drop_crcs, strip_crcs
-from stack.security import KeyRing
+from stack.keyring import KeyRing
 from stack.telegram import FormatCache, Telegram, decode_telegram, is_from_meter
 
 __all__ = [

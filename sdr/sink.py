@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import numpy.typing as npt
 
@@ -172,7 +172,7 @@ class SampleSink(ABC):
         """True once committed or aborted."""
         return self._closed
 
-    def __enter__(self) -> SampleSink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -36,10 +36,10 @@ from .errors import (
     WmbusError,
 )
 from .frame import detect_crc_format, strip_crcs
+from .keyring import KeyRing
 from .link import LinkHeader, parse_link_header
 from .records import Record, expand_compact, parse_records_lenient, record_layout
 from .security import (
-    KeyRing,
     aes_cmac,
     ctr_crypt,
     decrypt_cbc,
