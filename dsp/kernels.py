@@ -119,34 +119,47 @@ def aot_paths() -> list[Path]:
     """Directories searched for the extension, in order: the ``dsp`` package itself
     (where a development install builds it), then a per-user cache for installs whose
     package directory is read-only."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return [_HERE, cache / "wmbus-sdr" / "kernels"]
+    paths = [_HERE]
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory to be found: only the package
+        return paths
+    return [*paths, cache / "wmbus-sdr" / "kernels"]
 
 
 def _load_aot() -> tuple[Any, str]:
-    """The built extension if it is present and current, else (None, why not)."""
-    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    """The first current build found, else (None, why none was used)."""
+    problems = []
     for folder in aot_paths():
-        for suffix in suffixes:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             path = folder / (AOT_MODULE + suffix)
             if not path.is_file():
                 continue
-            try:
-                spec = importlib.util.spec_from_file_location(AOT_MODULE, path)
-                if spec is None or spec.loader is None:
-                    continue
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-            except (ImportError, OSError) as exc:
-                return None, f"{path} does not load ({exc})"
-            try:
-                stamp = int(module.source_stamp())
-            except (AttributeError, TypeError, ValueError):
-                return None, f"{path} has no source stamp"
-            if stamp != source_stamp():
-                return None, f"{path} is stale (kernel sources changed since built)"
-            return module, str(path)
+            module, problem = _load_one(path)
+            if module is not None:
+                return module, str(path)
+            problems.append(problem)
+    if problems:
+        return None, "; ".join(problems)
     return None, "not built (python -m dsp.build_kernels)"
+
+
+def _load_one(path: Path) -> tuple[Any, str]:
+    try:
+        spec = importlib.util.spec_from_file_location(AOT_MODULE, path)
+        if spec is None or spec.loader is None:
+            return None, f"{path} is not an extension module"
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except (ImportError, OSError) as exc:
+        return None, f"{path} does not load ({exc})"
+    try:
+        stamp = int(module.source_stamp())
+    except (AttributeError, TypeError, ValueError):
+        return None, f"{path} has no source stamp"
+    if stamp != source_stamp():
+        return None, f"{path} is stale (kernel sources changed since built)"
+    return module, ""
 
 
 def _choose_mode() -> tuple[str, Any, str]:

@@ -279,3 +279,18 @@ def test_ahead_of_time_build_decodes_exactly_as_the_jit(tmp_path):
     for package in ("numba", "llvmlite"):
         assert not any(m.split(".")[0] == package for m in aot_info["modules"])
     assert any(m.split(".")[0] == "numba" for m in jit_info["modules"])
+
+
+@needs_build
+def test_a_stale_build_does_not_hide_a_current_one(monkeypatch, tmp_path):
+    built = _built_extension()
+    assert built is not None
+    stale, current = tmp_path / "stale", tmp_path / "current"
+    stale.mkdir()
+    current.mkdir()
+    (stale / built.name).write_bytes(b"not an ELF file")
+    shutil.copyfile(built, current / built.name)
+    monkeypatch.setattr(kernels, "aot_paths", lambda: [stale, current])
+    module, where = kernels._load_aot()
+    assert module is not None
+    assert where == str(current / built.name)
