@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_replay_parser", "run_replay", "replay"]
 
-_FILE_FORMATS = ("cu8", "cs8", "cs16", "cf32", "sigmf")
+_FILE_FORMATS = ("cu8", "cs8", "cs16", "cf32", "sigmf", "wav")
 # A progress bar is worth drawing only for files that take a while.
 _PROGRESS_MIN_S = 2.0
 _PROGRESS_EVERY_S = 0.2
@@ -46,15 +46,17 @@ def add_replay_parser(sub: argparse._SubParsersAction, add_key_options) -> None:
         help="receive the telegrams in an IQ recording",
         description=(
             "Receive and decode every wM-Bus telegram in a recorded IQ file (raw "
-            "cu8/cs8/cs16/cf32 or SigMF), on every channel the recording covers. "
-            "Sample rate, centre frequency and format come from SigMF metadata or an "
-            "rtl_433-style file name (NAME_868.95M_2400k.cu8) unless given."
+            "cu8/cs8/cs16/cf32, SigMF, or WAV from SDR++, SDR#, HDSDR and others), "
+            "on every channel the recording covers. Sample rate, centre frequency "
+            "and format come from SigMF metadata, the WAV header, or the file name "
+            "(rtl_433's NAME_868.95M_2400k.cu8, gqrx's, SDR++'s) unless given."
         ),
     )
     parser.add_argument(
         "path",
         metavar="PATH",
-        help="recording (.cu8 .cs8 .cs16 .cf32 .sigmf-meta); - for stdin",
+        help="recording (.cu8 .cs8 .cs16 .cf32 .sigmf-meta .wav, gqrx .raw); "
+        "- for stdin",
     )
     parser.add_argument("--rate", help="sample rate, e.g. 2.4M or 1600k")
     parser.add_argument("--center", help="centre frequency, e.g. 868.95M")

@@ -30,7 +30,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="stream a recording as an rtl_tcp server",
         description=(
-            "Stream a recording (raw cu8/cs8/cs16/cf32 or SigMF) with the rtl_tcp "
+            "Stream a recording (raw cu8/cs8/cs16/cf32, SigMF or WAV) with the rtl_tcp "
             "protocol, so that any rtl_tcp client (wmbus listen --device rtltcp:..., "
             "rtl_433 -d rtl_tcp:...) can receive it.  Samples are sent as cu8.  "
             "Commands from the client are logged; a frequency or rate differing from "
@@ -61,7 +61,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         "--format",
         dest="file_format",
         metavar="FMT",
-        help="cu8, cs8, cs16, cf32 or sigmf (default: from the extension)",
+        help="cu8, cs8, cs16, cf32, sigmf or wav (default: from the extension)",
     )
     parser.add_argument(
         "--rate", help="sample rate if not in the file name or metadata"

@@ -12,6 +12,14 @@ candidate, except plain digit strings (dates, counters), which carry no unit.
 and a smaller one a sample rate (SDR sample rates stay far below 100 MS/s, wM-Bus
 lives at 868-870 MHz); if that finds no centre but two smaller values, the larger
 of them is the centre.
+
+One name is read whole instead: gqrx names its recordings
+``gqrx_<yyyymmdd>_<hhmmss>_<centre>_<rate>_fc.raw`` (for example
+``gqrx_20261124_143012_868950000_2400000_fc.raw``): complex float32 (cf32), with the
+centre in Hz and the rate in samples per second as plain numbers.
+The WAV recorders (SDR++ ``baseband_868950000Hz_14-30-12_24-11-2026.wav``, SDR#
+``..._868950000Hz_IQ.wav``, HDSDR ``..._868950kHz_RF.wav``) write the centre with a
+unit, which the token rule reads; the WAV header holds the rate and the format.
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ __all__ = [
     "parse_filename",
 ]
 
-#: Every ``--format`` value: the raw IQ formats and SigMF (metadata + data pair).
-FILE_FORMATS: tuple[str, ...] = (*SAMPLE_FORMATS, "sigmf")
+#: Every ``--format`` value: the raw IQ formats, SigMF (metadata + data pair) and WAV.
+FILE_FORMATS: tuple[str, ...] = (*SAMPLE_FORMATS, "sigmf", "wav")
+# The formats we write, and so build names for (WAV is only read).
+_WRITTEN_FORMATS: tuple[str, ...] = (*SAMPLE_FORMATS, "sigmf")
 
 # Extensions as rtl_433 (cu8, cs8, cs16, cf32, complex16u/s) and GNU Radio (cfile)
 # write them; .raw, .bin and .iq say nothing about the format and need --format.
@@ -46,7 +56,11 @@ _EXTENSION_FORMATS = {
     ".cfile": "cf32",
     ".sigmf-meta": "sigmf",
     ".sigmf-data": "sigmf",
+    ".wav": "wav",
 }
+# gqrx's raw recordings (gqrx's own CIqTool reads centre and rate back from them).
+_GQRX_RE = re.compile(r"gqrx_\d{8}_\d{6}_(\d+)_(\d+)_fc\.raw", re.IGNORECASE)
+_GQRX_FORMAT = "cf32"
 
 # At or above this a value in a file name is a centre frequency, below it a rate.
 _CENTRE_MIN_HZ = 100e6
@@ -86,9 +100,13 @@ def file_format_from_path(path: str | Path) -> str | None:
     Returns
     -------
     str or None
-        One of ``FILE_FORMATS``, or ``None`` for an extension that says nothing.
+        One of ``FILE_FORMATS``, or ``None`` for an extension that says nothing
+        (a gqrx ``..._fc.raw`` name says cf32).
     """
-    return _EXTENSION_FORMATS.get(Path(path).suffix.lower())
+    name = Path(path).name
+    if _GQRX_RE.fullmatch(name):
+        return _GQRX_FORMAT
+    return _EXTENSION_FORMATS.get(Path(name).suffix.lower())
 
 
 def _frequency_tokens(stem: str) -> tuple[list[float], list[float]]:
@@ -128,6 +146,10 @@ def parse_filename(path: str | Path) -> NameInfo:
     NameInfo(file_format='cu8', center_freq_hz=868950000.0, sample_rate_hz=2400000.0)
     """
     name = Path(path).name
+    gqrx = _GQRX_RE.fullmatch(name)
+    if gqrx:
+        centre_hz, rate_hz = (float(text) for text in gqrx.groups())
+        return NameInfo(_GQRX_FORMAT, centre_hz or None, rate_hz or None)
     suffix = Path(name).suffix
     # ".raw" is an extension, but in "x_2.4M" the ".4M" is part of the rate.
     has_extension = len(suffix) > 1 and suffix[1].isalpha()
@@ -160,7 +182,8 @@ def build_filename(
     sample_rate_hz : float
         Sample rate in samples per second, written in k exactly to the sample.
     file_format : str
-        One of ``FILE_FORMATS``; ``"sigmf"`` gives the ``.sigmf-meta`` name.
+        A format we write: ``FILE_FORMATS`` but ``wav``; ``"sigmf"`` gives the
+        ``.sigmf-meta`` name.
 
     Returns
     -------
@@ -172,10 +195,9 @@ def build_filename(
     ValueError
         If ``file_format`` is unknown or a frequency is not positive.
     """
-    if file_format not in FILE_FORMATS:
-        raise ValueError(
-            f"unknown file format {file_format!r}; valid: {', '.join(FILE_FORMATS)}"
-        )
+    if file_format not in _WRITTEN_FORMATS:
+        valid = ", ".join(_WRITTEN_FORMATS)
+        raise ValueError(f"unknown file format {file_format!r}; valid: {valid}")
     if not (center_freq_hz > 0 and sample_rate_hz > 0):
         raise ValueError("centre frequency and sample rate must be positive")
     extension = "sigmf-meta" if file_format == "sigmf" else file_format

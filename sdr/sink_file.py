@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 DEFAULT_SIGMF_FORMAT = "cf32"
 
 
+# What a sink writes: every format the file source reads except WAV.
+WRITE_FORMATS: tuple[str, ...] = tuple(f for f in FILE_FORMATS if f != "wav")
+
+
 def _resolve_formats(
     path: str, file_format: str | None, sample_format: str | None
 ) -> tuple[str, str]:
@@ -44,11 +48,16 @@ def _resolve_formats(
     if container is None:
         raise SinkError(
             f"{path}: cannot tell the format from the file name; give --format "
-            f"({', '.join(FILE_FORMATS)}) or use an extension like .cu8 or .sigmf-meta"
+            f"({', '.join(WRITE_FORMATS)}) or use an extension like .cu8 or .sigmf-meta"
         )
-    if container not in FILE_FORMATS:
+    if container == "wav":
         raise SinkError(
-            f"unknown format {container!r}; valid: {', '.join(FILE_FORMATS)}"
+            f"{path}: WAV recordings are read, not written; write .cu8, .cs16, .cf32 "
+            "or .sigmf-meta (SigMF keeps the centre frequency and the annotations)"
+        )
+    if container not in WRITE_FORMATS:
+        raise SinkError(
+            f"unknown format {container!r}; valid: {', '.join(WRITE_FORMATS)}"
         )
     if container == "sigmf":
         samples = sample_format or DEFAULT_SIGMF_FORMAT

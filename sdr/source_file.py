@@ -1,17 +1,22 @@
-"""Recorded IQ files as a sample source: raw cu8/cs8/cs16/cf32 and SigMF.
+"""Recorded IQ files as a sample source: raw cu8/cs8/cs16/cf32, SigMF and WAV.
 
 What the file is, in order of precedence::
 
     format  --format > extension (.cu8 .cs8 .cs16 .cf32 .complex16u/s .cfile
-                       .sigmf-meta .sigmf-data)                     > "give --format"
-    rate    --rate   > SigMF core:sample_rate > rtl_433 file name   > "give --rate"
-    centre  --center > SigMF core:frequency   > rtl_433 file name   > "give --center"
+                       .sigmf-meta .sigmf-data .wav), gqrx name     > "give --format"
+    rate    --rate   > SigMF core:sample_rate | WAV fmt chunk
+                     > file name (rtl_433, gqrx)                    > "give --rate"
+    centre  --center > SigMF core:frequency | WAV auxi chunk
+                     > file name (rtl_433, gqrx, SDR++, SDR#, ...)  > "give --center"
+
+A WAV file's sample format (8/16-bit PCM, 32-bit float) is in its fmt chunk;
+``--format wav`` reads a file of any name as WAV.
 
 The file is read in chunks (memory stays flat whatever its length).  A file that ends
 inside a sample (an odd byte count for cu8) delivers every complete sample, then
 raises ``sdr.source.TruncatedError`` naming the leftover byte count: nothing is lost,
 and the damage is reported.  ``-`` reads standard input (raw formats only; give all
-three flags).
+three flags): SigMF and WAV need the file.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sdr.filename import FILE_FORMATS, file_format_from_path, parse_filename
 from sdr.sigmf_meta import read_sigmf_meta
 from sdr.source import DEFAULT_CHUNK_SAMPLES, SampleSource
 from sdr.units import format_frequency
+from sdr.wav_meta import read_wav_meta
 from stack.errors import SourceError
 
 __all__ = ["FileSource"]
@@ -35,6 +41,8 @@ __all__ = ["FileSource"]
 log = logging.getLogger(__name__)
 
 _STDIN = "-"
+# Formats whose metadata must be read before the samples, so not from a pipe.
+_NEEDS_FILE = {"sigmf": "SigMF", "wav": "WAV"}
 
 
 def _resolve_format(path: str, file_format: str | None) -> str:
@@ -44,8 +52,11 @@ def _resolve_format(path: str, file_format: str | None) -> str:
             raise SourceError(
                 f"unknown format {file_format!r}; valid: {', '.join(FILE_FORMATS)}"
             )
-        if path == _STDIN and file_format == "sigmf":
-            raise SourceError("SigMF cannot be read from standard input; give the file")
+        if path == _STDIN and file_format in _NEEDS_FILE:
+            raise SourceError(
+                f"{_NEEDS_FILE[file_format]} cannot be read from standard input; "
+                "give the file"
+            )
         return file_format
     if path == _STDIN:
         raise SourceError(
@@ -109,6 +120,16 @@ def _describe(path: str, fmt: str) -> _FileFacts:
             info.annotations,
         )
     named = parse_filename(path)
+    if fmt == "wav":
+        wav = read_wav_meta(path)
+        return _FileFacts(
+            wav.path,
+            wav.sample_format,
+            _first_known(wav.sample_rate_hz, named.sample_rate_hz),
+            _first_known(wav.center_freq_hz, named.center_freq_hz),
+            wav.header_bytes,
+            wav.trailing_bytes,
+        )
     return _FileFacts(
         None if path == _STDIN else Path(path),
         fmt,
@@ -118,7 +139,7 @@ def _describe(path: str, fmt: str) -> _FileFacts:
 
 
 class FileSource(SampleSource):
-    """Samples from a recording (raw IQ file, SigMF pair, or standard input).
+    """Samples from a recording (raw IQ file, SigMF pair, WAV, or standard input).
 
     Parameters
     ----------
@@ -126,8 +147,8 @@ class FileSource(SampleSource):
         The file; for SigMF the ``.sigmf-meta``, the ``.sigmf-data`` or their stem
         (with ``file_format="sigmf"``); ``"-"`` for standard input.
     file_format : str, optional
-        One of ``cu8``, ``cs8``, ``cs16``, ``cf32``, ``sigmf``; default from the
-        extension.
+        One of ``cu8``, ``cs8``, ``cs16``, ``cf32``, ``sigmf``, ``wav``; default
+        from the extension (or a gqrx file name).
     sample_rate_hz : float, optional
         Overrides metadata and file name, in samples per second.
     center_freq_hz : float, optional
@@ -142,14 +163,14 @@ class FileSource(SampleSource):
     n_samples : int or None
         Complete samples in the file, when its size is known.
     annotations : list of Annotation
-        SigMF annotations (empty for raw files).
+        SigMF annotations (empty for raw and WAV files).
 
     Raises
     ------
     SourceError
-        Missing, empty or unreadable file; unknown format; SigMF datatype we do not
-        read; sample rate or centre frequency that cannot be inferred (the message
-        names the flag to give).
+        Missing, empty or unreadable file; unknown format; SigMF datatype or WAV
+        encoding we do not read; sample rate or centre frequency that cannot be
+        inferred (the message names the flag to give).
     """
 
     def __init__(
@@ -247,6 +268,11 @@ class FileSource(SampleSource):
     def duration_s(self) -> float | None:
         """Length of the recording in seconds, when the file size is known."""
         return None if self.n_samples is None else self.n_samples / self.sample_rate_hz
+
+
+def _first_known(*values: float | None) -> float | None:
+    """The first value that is not None (metadata before file name)."""
+    return next((v for v in values if v is not None), None)
 
 
 def _require(

@@ -234,8 +234,8 @@ def test_format_rate_and_centre_must_be_known(tmp_path):
     raw.write_bytes(bytes(8))
     with pytest.raises(SourceError, match="--format"):
         open_source(str(raw))
-    with pytest.raises(SourceError, match="unknown format 'wav'"):
-        open_source(str(raw), file_format="wav")
+    with pytest.raises(SourceError, match="unknown format 'flac'"):
+        open_source(str(raw), file_format="flac")
     with pytest.raises(SourceError, match="--rate"):
         open_source(str(raw), file_format="cu8", center_freq_hz=CENTRE_HZ)
     with pytest.raises(SourceError, match="--center"):

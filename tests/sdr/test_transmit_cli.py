@@ -533,6 +533,7 @@ def test_file_format_option_for_a_name_that_says_nothing(tmp_path, capsys):
     [
         ("capture.bin", "cannot tell the format from the file name"),
         ("missing_dir/x.cu8", "cannot create"),
+        ("baseband_868950000Hz.wav", "WAV recordings are read, not written"),
     ],
 )
 def test_output_files_that_cannot_be_written(tmp_path, capsys, name, message):
