@@ -5,7 +5,7 @@ Every kernel is written once, as a numba function (``@kernel(signature)`` in the
 module that owns its algorithm, beside its numpy reference twin).  It then runs in
 one of three ways, chosen once per process, when this module is imported:
 
-    "aot"     ``python -m dsp.build_kernels`` (run by ``make install``) compiled all
+    "aot"     ``python -m dsp.build_kernels`` (``make demo``, ``make test``) built all
               kernels with numba's ahead-of-time compiler into one extension module,
               ``_kernels_aot``, and its stamp matches the kernel modules as they are
               now (and this CPU).  numba and LLVM are then never imported: that is
@@ -21,8 +21,9 @@ The extension's functions convert their arguments without checking them: an arra
 the wrong dtype crashes the process, and a strided one is read as if it were
 contiguous.  So in "aot" mode each kernel is wrapped in a check of every argument
 against its declared signature, and a wrong one raises ``TypeError`` (as numba's own
-dispatcher would, or would compile another specialisation).  The check costs a few
-microseconds per call; kernels are called per block of samples or per candidate frame.
+dispatcher would, or would compile another specialisation).  The check costs about
+half a microsecond per call; kernels are called per block of samples or per candidate
+frame, ~700 times per second of signal.
 
 A kernel's signature is numba's string form, e.g. ``"f8(c8[::1], i8)"``, with the
 dtype codes of ``_DTYPES``.  Arrays are C-contiguous (``[::1]`` or ``[:, ::1]``) or
