@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dsp.convert import iq_to_bytes  # noqa: E402
+from dsp.kernels import MODE_NAMES  # noqa: E402
 from dsp.modes import get_phy  # noqa: E402
 from dsp.modulator import compose, frame_burst  # noqa: E402
 from sdr.filename import build_filename  # noqa: E402
@@ -727,12 +728,6 @@ def _peer_rows(
 
 
 _DEFAULT_MODES = "S1,S1-m,T1,C1A,C1B,C2-down"
-# dsp.kernels.MODE, as the report says it
-_KERNEL_MODES = {
-    "aot": "compiled ahead of time",
-    "jit": "numba JIT",
-    "python": "plain Python (NUMBA_DISABLE_JIT)",
-}
 
 
 def format_throughput(result: dict) -> str:
@@ -746,7 +741,7 @@ def format_throughput(result: dict) -> str:
         f"{ours['samples_per_s'] / 1e6:.2f} MS/s = {ours['x_real_time']:.1f}x real "
         f"time, {ours['wall_s']:.2f} s wall, {ours['cpu_s']:.2f} s CPU, peak RSS "
         f"{ours['rss_mb']:.0f} MiB, start-up {ours['startup_s']:.1f} s, kernels "
-        f"{_KERNEL_MODES.get(ours.get('kernels', ''), '?')}",
+        f"{MODE_NAMES.get(ours.get('kernels', ''), '?')}",
         f"  found {ours['found']}/{rec['sent']} ({_fmt_counts(ours['found_per_mode'])})"
         f", {ours['extra_frames']} other frames",
         f"  stack decode: {result['stack']['us_per_telegram']:.0f} us per telegram, "

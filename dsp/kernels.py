@@ -46,6 +46,8 @@ import numpy as np
 __all__ = [
     "KERNEL_MODULES",
     "MODE",
+    "MODE_DETAIL",
+    "MODE_NAMES",
     "AOT_MODULE",
     "Kernel",
     "REGISTRY",
@@ -176,6 +178,12 @@ def _choose_mode() -> tuple[str, Any, str]:
 
 # MODE: "aot", "jit" or "python" (see the module docstring); MODE_DETAIL says why.
 MODE, _aot, MODE_DETAIL = _choose_mode()
+# Each MODE as reports (wmbus --version, wmbus bench) name it.
+MODE_NAMES = {
+    "aot": "compiled ahead of time",
+    "jit": "numba JIT",
+    "python": "plain Python",
+}
 
 
 def kernel(signature: str) -> Callable[[F], F]:

@@ -78,11 +78,7 @@ class _VersionAction(argparse.Action):
             version = "unknown (not installed)"
         from dsp import kernels
 
-        how = {
-            "aot": "compiled ahead of time",
-            "jit": "numba JIT",
-            "python": "plain Python",
-        }[kernels.MODE]
+        how = kernels.MODE_NAMES[kernels.MODE]
         print(f"wmbus-sdr {version}\nkernels: {how} ({kernels.MODE_DETAIL})")
         parser.exit(0)
 

@@ -33,6 +33,7 @@ from sdr.units import format_frequency, parse_frequency
 
 __all__ = [
     "FILE_FORMATS",
+    "WRITTEN_FORMATS",
     "NameInfo",
     "build_filename",
     "file_format_from_path",
@@ -41,8 +42,8 @@ __all__ = [
 
 #: Every ``--format`` value: the raw IQ formats, SigMF (metadata + data pair) and WAV.
 FILE_FORMATS: tuple[str, ...] = (*SAMPLE_FORMATS, "sigmf", "wav")
-# The formats we write, and so build names for (WAV is only read).
-_WRITTEN_FORMATS: tuple[str, ...] = (*SAMPLE_FORMATS, "sigmf")
+#: The formats we write (file sinks, names built for them): WAV is only read.
+WRITTEN_FORMATS: tuple[str, ...] = (*SAMPLE_FORMATS, "sigmf")
 
 # Extensions as rtl_433 (cu8, cs8, cs16, cf32, complex16u/s) and GNU Radio (cfile)
 # write them; .raw, .bin and .iq say nothing about the format and need --format.
@@ -195,8 +196,8 @@ def build_filename(
     ValueError
         If ``file_format`` is unknown or a frequency is not positive.
     """
-    if file_format not in _WRITTEN_FORMATS:
-        valid = ", ".join(_WRITTEN_FORMATS)
+    if file_format not in WRITTEN_FORMATS:
+        valid = ", ".join(WRITTEN_FORMATS)
         raise ValueError(f"unknown file format {file_format!r}; valid: {valid}")
     if not (center_freq_hz > 0 and sample_rate_hz > 0):
         raise ValueError("centre frequency and sample rate must be positive")

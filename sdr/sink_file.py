@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dsp.convert import SAMPLE_FORMATS
-from sdr.filename import FILE_FORMATS, file_format_from_path
+from sdr.filename import WRITTEN_FORMATS, file_format_from_path
 from sdr.sigmf_meta import build_sigmf_meta, sigmf_paths
 from sdr.sink import SampleSink
 from stack.errors import SinkError
@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SIGMF_FORMAT = "cf32"
 
 
-# What a sink writes: every format the file source reads except WAV.
-WRITE_FORMATS: tuple[str, ...] = tuple(f for f in FILE_FORMATS if f != "wav")
-
-
 def _resolve_formats(
     path: str, file_format: str | None, sample_format: str | None
 ) -> tuple[str, str]:
@@ -48,16 +44,17 @@ def _resolve_formats(
     if container is None:
         raise SinkError(
             f"{path}: cannot tell the format from the file name; give --format "
-            f"({', '.join(WRITE_FORMATS)}) or use an extension like .cu8 or .sigmf-meta"
+            f"({', '.join(WRITTEN_FORMATS)}) or use an extension like .cu8 or "
+            ".sigmf-meta"
         )
     if container == "wav":
         raise SinkError(
             f"{path}: WAV recordings are read, not written; write .cu8, .cs16, .cf32 "
             "or .sigmf-meta (SigMF keeps the centre frequency and the annotations)"
         )
-    if container not in WRITE_FORMATS:
+    if container not in WRITTEN_FORMATS:
         raise SinkError(
-            f"unknown format {container!r}; valid: {', '.join(WRITE_FORMATS)}"
+            f"unknown format {container!r}; valid: {', '.join(WRITTEN_FORMATS)}"
         )
     if container == "sigmf":
         samples = sample_format or DEFAULT_SIGMF_FORMAT

@@ -550,3 +550,12 @@ def test_standard_input_needs_the_format(capsys):
     status, _, err = _main(capsys, ["replay", "-"])
     assert status == 1
     _one_line_error(err, "--format")
+
+
+def test_replay_format_choices_are_the_file_sources_formats():
+    # cli_replay keeps its own copy so that building the parser imports no numpy;
+    # this keeps the copy from drifting.
+    from sdr import cli_replay
+    from sdr.filename import FILE_FORMATS
+
+    assert cli_replay._FILE_FORMATS == FILE_FORMATS
