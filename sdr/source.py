@@ -35,7 +35,9 @@ only when chosen, so a radio library is needed only by the user of that radio.
 from __future__ import annotations
 
 import importlib
+import io
 import logging
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -58,6 +60,7 @@ __all__ = [
     "load_backend",
     "create_backend",
     "split_spec",
+    "open_data_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -466,3 +469,23 @@ def open_source(spec: str, **options: Any) -> SampleSource:
     """
     kind, arg = split_spec(spec, SOURCE_BACKENDS, SourceError)
     return create_backend(SOURCE_BACKENDS, kind, arg, options, SourceError)
+
+
+def open_data_file(path: Path) -> tuple[io.BufferedReader, int]:
+    """Open a recording for reading; return it and its size in bytes.
+
+    Raises ``SourceError`` saying what went wrong (no such file, cannot open, cannot
+    read), for every file source and header reader alike.
+    """
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    try:
+        size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        fh.close()
+        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return fh, size

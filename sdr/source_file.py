@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -31,7 +30,7 @@ from typing import Any, NamedTuple, cast
 from sdr.annotation import Annotation
 from sdr.filename import FILE_FORMATS, file_format_from_path, parse_filename
 from sdr.sigmf_meta import read_sigmf_meta
-from sdr.source import DEFAULT_CHUNK_SAMPLES, SampleSource
+from sdr.source import DEFAULT_CHUNK_SAMPLES, SampleSource, open_data_file
 from sdr.units import format_frequency
 from sdr.wav_meta import read_wav_meta
 from stack.errors import SourceError
@@ -77,22 +76,6 @@ def _resolve_format(path: str, file_format: str | None) -> str:
         f"{path}: cannot tell the sample format from the file name; give --format "
         f"({', '.join(FILE_FORMATS)})"
     )
-
-
-def _open_data(path: Path) -> tuple[io.BufferedIOBase, int]:
-    """Open a data file for reading; return it and its size in bytes."""
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-    try:
-        size = os.fstat(fh.fileno()).st_size
-    except OSError as exc:
-        fh.close()
-        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return fh, size
 
 
 class _FileFacts(NamedTuple):
@@ -225,7 +208,7 @@ class FileSource(SampleSource):
         """Open and position the data; return it and its end offset (None: unknown)."""
         if data_path is None:
             return cast(io.BufferedIOBase, sys.stdin.buffer), None
-        fh, size = _open_data(data_path)
+        fh, size = open_data_file(data_path)
         end = size - end_trim
         if size == 0 or end <= start:
             fh.close()

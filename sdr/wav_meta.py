@@ -37,13 +37,13 @@ EXTENSIBLE files, which is what SDR++ and SDR Console write.
 from __future__ import annotations
 
 import logging
-import os
 import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from sdr.source import open_data_file
 from stack.errors import SourceError
 
 __all__ = ["WavInfo", "read_wav_meta"]
@@ -147,8 +147,8 @@ def read_wav_meta(path: str | Path) -> WavInfo:
         and a warning is logged.
     """
     wav_path = Path(path)
-    with _open(wav_path) as fh:
-        file_size = _file_size(wav_path, fh)
+    fh, file_size = open_data_file(wav_path)
+    with fh:
         chunks = _walk_chunks(wav_path, fh, file_size)
     if chunks.fmt is None:
         what = "ends inside its header" if chunks.ended_short else "has no fmt chunk"
@@ -169,22 +169,6 @@ def read_wav_meta(path: str | Path) -> WavInfo:
         header_bytes=start,
         trailing_bytes=file_size - start - n_bytes,
     )
-
-
-def _open(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-
-
-def _file_size(path: Path, fh: BinaryIO) -> int:
-    try:
-        return os.fstat(fh.fileno()).st_size
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _read_at(path: Path, fh: BinaryIO, offset: int, n_bytes: int) -> bytes:
